@@ -1,0 +1,14 @@
+//! Schema migrations, applied by `tessera migrate` and (by default) at start.
+pub use sea_orm_migration::prelude::*;
+
+mod m20261122_000001_create_users;
+
+/// The ordered list of Tessera's migrations.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261122_000001_create_users::Migration)]
+    }
+}

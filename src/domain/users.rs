@@ -1,0 +1,283 @@
+//! User accounts: registration, lookup with Djoser's visibility rules, profile changes, deletion.
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::{
+    DomainError, FieldErrors, StoreError,
+    passwords::{MAX_PASSWORD_BYTES, PasswordHasher, PasswordRules, UserAttribute},
+    validation::{MSG_USERNAME_TAKEN, email_errors, username_errors},
+};
+
+/// A stored account.
+#[derive(Debug, Clone, PartialEq)]
+pub struct User {
+    pub id: Uuid,
+    pub username: String,
+    pub email: String,
+    pub password_hash: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub is_active: bool,
+    pub is_staff: bool,
+    pub is_superuser: bool,
+    pub date_joined: DateTime<Utc>,
+    pub last_login: Option<DateTime<Utc>>,
+}
+
+/// One page of users and the total count.
+pub struct UserPage {
+    pub users: Vec<User>,
+    pub total: u64,
+}
+
+/// Persistence of users; usernames are unique case-insensitively.
+#[async_trait::async_trait]
+pub trait UserStore: Send + Sync {
+    /// Fails with `Conflict("username")` when the name is taken in any case.
+    async fn insert(&self, user: &User) -> Result<(), StoreError>;
+    async fn by_id(&self, id: Uuid) -> Result<Option<User>, StoreError>;
+    /// Exact, case-sensitive match (logins match exactly, like Django).
+    async fn by_username(&self, username: &str) -> Result<Option<User>, StoreError>;
+    /// True when the name is taken in any case.
+    async fn username_taken(&self, username: &str) -> Result<bool, StoreError>;
+    /// Users ordered by id (creation order: UUIDv7); `limit` None means all.
+    async fn list(&self, offset: u64, limit: Option<u64>) -> Result<UserPage, StoreError>;
+    /// Writes every mutable field of `user`.
+    async fn update(&self, user: &User) -> Result<(), StoreError>;
+    async fn delete(&self, id: Uuid) -> Result<(), StoreError>;
+    /// A cheap round trip, for readiness.
+    async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// What a registration supplies.
+pub struct Registration {
+    pub username: String,
+    pub email: String,
+    pub password: String,
+    pub is_staff: bool,
+    pub is_superuser: bool,
+}
+
+/// Profile fields a user may change; `None` leaves the field as it is.
+#[derive(Default)]
+pub struct ProfileChange {
+    pub email: Option<String>,
+}
+
+/// The rules around accounts.
+pub struct UserService {
+    store: Arc<dyn UserStore>,
+    hasher: Arc<PasswordHasher>,
+    rules: PasswordRules,
+}
+
+impl UserService {
+    pub fn new(
+        store: Arc<dyn UserStore>,
+        hasher: Arc<PasswordHasher>,
+        rules: PasswordRules,
+    ) -> Self {
+        Self {
+            store,
+            hasher,
+            rules,
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn UserStore> {
+        &self.store
+    }
+
+    /// Validates like Djoser's UserCreateSerializer and stores the new, active user.
+    pub async fn register(&self, r: Registration) -> Result<User, DomainError> {
+        let mut errors = FieldErrors::new();
+        let mut username_problems = username_errors(&r.username);
+        if username_problems.is_empty() && self.store.username_taken(&r.username).await? {
+            username_problems.push(MSG_USERNAME_TAKEN.to_owned());
+        }
+        push(&mut errors, "username", username_problems);
+        push(&mut errors, "email", email_errors(&r.email));
+        if errors.is_empty() {
+            let attributes = [
+                UserAttribute {
+                    verbose_name: "username",
+                    value: &r.username,
+                },
+                UserAttribute {
+                    verbose_name: "email address",
+                    value: &r.email,
+                },
+            ];
+            push(
+                &mut errors,
+                "password",
+                self.rules.check(&r.password, &attributes),
+            );
+        }
+        if !errors.is_empty() {
+            return Err(DomainError::Invalid(errors));
+        }
+        let user = User {
+            id: Uuid::now_v7(),
+            username: r.username,
+            email: r.email,
+            password_hash: self.hasher.hash(r.password).await?,
+            first_name: String::new(),
+            last_name: String::new(),
+            is_active: true,
+            is_staff: r.is_staff,
+            is_superuser: r.is_superuser,
+            date_joined: Utc::now(),
+            last_login: None,
+        };
+        match self.store.insert(&user).await {
+            // Lost a race with a concurrent registration of the same name.
+            Err(StoreError::Conflict(_)) => Err(DomainError::field("username", MSG_USERNAME_TAKEN)),
+            other => other.map(|()| user).map_err(Into::into),
+        }
+    }
+
+    /// The active user with this exact username and password. Unknown users cost a dummy
+    /// verification so the answer time does not reveal which usernames exist.
+    pub async fn authenticate(&self, username: &str, password: &str) -> Result<User, DomainError> {
+        if password.len() >= MAX_PASSWORD_BYTES {
+            return Err(DomainError::InvalidCredentials);
+        }
+        let user = self.store.by_username(username).await?;
+        let stored = user.as_ref().map(|u| u.password_hash.clone());
+        if !self.hasher.verify(password.to_owned(), stored).await? {
+            return Err(DomainError::InvalidCredentials);
+        }
+        match user {
+            Some(user) if user.is_active => Ok(user),
+            _ => Err(DomainError::InvalidCredentials),
+        }
+    }
+
+    /// The user `id` as seen by `actor`: staff see everyone, others only themselves.
+    pub async fn get(&self, actor: &User, id: Uuid) -> Result<User, DomainError> {
+        let user = self.store.by_id(id).await?.ok_or(DomainError::NotFound)?;
+        if actor.is_staff || actor.id == user.id {
+            Ok(user)
+        } else {
+            Err(DomainError::Hidden)
+        }
+    }
+
+    /// Staff list everyone (optionally one page); others get only themselves.
+    pub async fn list(
+        &self,
+        actor: &User,
+        offset: u64,
+        limit: Option<u64>,
+    ) -> Result<UserPage, DomainError> {
+        if actor.is_staff {
+            return Ok(self.store.list(offset, limit).await?);
+        }
+        let users = if offset == 0 {
+            vec![actor.clone()]
+        } else {
+            vec![]
+        };
+        Ok(UserPage { users, total: 1 })
+    }
+
+    /// Applies a profile change to `id` (self or staff).
+    pub async fn update(
+        &self,
+        actor: &User,
+        id: Uuid,
+        change: ProfileChange,
+    ) -> Result<User, DomainError> {
+        let mut user = self.get(actor, id).await?;
+        if let Some(email) = change.email {
+            let problems = email_errors(&email);
+            if !problems.is_empty() {
+                return Err(DomainError::Invalid(FieldErrors::from([(
+                    "email".to_owned(),
+                    problems,
+                )])));
+            }
+            user.email = email;
+        }
+        self.store.update(&user).await?;
+        Ok(user)
+    }
+
+    /// Deletes `id` (self, or staff for anyone) once the actor's own password is confirmed.
+    pub async fn delete(
+        &self,
+        actor: &User,
+        id: Uuid,
+        current_password: &str,
+    ) -> Result<(), DomainError> {
+        let target = self.store.by_id(id).await?.ok_or(DomainError::NotFound)?;
+        if !(actor.is_staff || actor.id == target.id) {
+            return Err(DomainError::Forbidden);
+        }
+        self.check_current_password(actor, current_password).await?;
+        self.store.delete(target.id).await?;
+        Ok(())
+    }
+
+    /// Sets a new password after the validators pass (the CLI's changepassword).
+    pub async fn set_password(
+        &self,
+        user: &mut User,
+        new_password: &str,
+    ) -> Result<(), DomainError> {
+        let attributes = [
+            UserAttribute {
+                verbose_name: "username",
+                value: &user.username,
+            },
+            UserAttribute {
+                verbose_name: "email address",
+                value: &user.email,
+            },
+            UserAttribute {
+                verbose_name: "first name",
+                value: &user.first_name,
+            },
+            UserAttribute {
+                verbose_name: "last name",
+                value: &user.last_name,
+            },
+        ];
+        let problems = self.rules.check(new_password, &attributes);
+        if !problems.is_empty() {
+            return Err(DomainError::Invalid(FieldErrors::from([(
+                "password".to_owned(),
+                problems,
+            )])));
+        }
+        user.password_hash = self.hasher.hash(new_password.to_owned()).await?;
+        self.store.update(user).await?;
+        Ok(())
+    }
+
+    async fn check_current_password(
+        &self,
+        actor: &User,
+        password: &str,
+    ) -> Result<(), DomainError> {
+        let ok = password.len() < MAX_PASSWORD_BYTES
+            && self
+                .hasher
+                .verify(password.to_owned(), Some(actor.password_hash.clone()))
+                .await?;
+        if ok {
+            Ok(())
+        } else {
+            Err(DomainError::field("current_password", "Invalid password."))
+        }
+    }
+}
+
+fn push(errors: &mut FieldErrors, field: &str, messages: Vec<String>) {
+    if !messages.is_empty() {
+        errors.insert(field.to_owned(), messages);
+    }
+}

@@ -1,0 +1,304 @@
+//! Request bodies the way DRF reads them: JSON or form-encoded, fields checked one by one with
+//! DRF's messages, every problem reported at once.
+use poem::{
+    Request, RequestBody,
+    http::{StatusCode, header},
+};
+use poem_openapi::{
+    ApiExtractor, ApiExtractorType, ExtractParamOptions,
+    registry::{MetaMediaType, MetaRequest, Registry},
+    types::Type,
+};
+use serde_json::{Map, Value};
+use tokio::io::AsyncReadExt;
+
+use super::error::ApiError;
+use crate::{domain::FieldErrors, state::AppState};
+
+const REQUIRED: &str = "This field is required.";
+
+/// A request body type: its OpenAPI schema comes from `Type`, its parsing from `read`.
+pub trait FromFields: Type + Sized {
+    fn read(fields: &mut Fields) -> Self;
+}
+
+/// Extracts `T` from a JSON or form-encoded body, answering DRF-shaped 400/415 errors.
+pub struct Body<T>(pub T);
+
+/// The body's fields, and the errors found while reading them.
+pub struct Fields {
+    map: Map<String, Value>,
+    errors: FieldErrors,
+}
+
+impl Fields {
+    pub fn new(map: Map<String, Value>) -> Self {
+        Self {
+            map,
+            errors: FieldErrors::new(),
+        }
+    }
+
+    /// A required, non-blank string, trimmed like DRF's CharField.
+    pub fn required(&mut self, name: &str) -> String {
+        self.string(name, true, false).unwrap_or_default()
+    }
+
+    /// An optional string; `None` when absent.
+    pub fn optional(&mut self, name: &str, allow_blank: bool) -> Option<String> {
+        self.string(name, false, allow_blank)
+    }
+
+    fn string(&mut self, name: &str, required: bool, allow_blank: bool) -> Option<String> {
+        let text = match self.map.get(name) {
+            None => {
+                if required {
+                    self.error::<()>(name, REQUIRED);
+                }
+                return None;
+            }
+            Some(Value::Null) => return self.error(name, "This field may not be null."),
+            Some(Value::String(s)) => s.trim().to_owned(),
+            Some(Value::Number(n)) => n.to_string(),
+            Some(_) => return self.error(name, "Not a valid string."),
+        };
+        if text.is_empty() && !allow_blank {
+            return self.error(name, "This field may not be blank.");
+        }
+        self.check_nul(name, &text);
+        Some(text)
+    }
+
+    fn check_nul(&mut self, name: &str, text: &str) {
+        if text.contains('\0') {
+            self.error::<()>(name, "Null characters are not allowed.");
+        }
+    }
+
+    fn error<T>(&mut self, name: &str, message: &str) -> Option<T> {
+        self.errors
+            .entry(name.to_owned())
+            .or_default()
+            .push(message.to_owned());
+        None
+    }
+
+    fn finish(self) -> Result<(), ApiError> {
+        if self.errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::fields(self.errors))
+        }
+    }
+}
+
+/// Parses a body into a JSON object like DRF's JSONParser / FormParser would.
+pub fn parse_object(
+    content_type: Option<&str>,
+    bytes: &[u8],
+) -> Result<Map<String, Value>, ApiError> {
+    // DRF treats an empty body as empty data, whatever the content type says.
+    if bytes.is_empty() {
+        return Ok(Map::new());
+    }
+    let raw = content_type.unwrap_or("");
+    let essence = raw
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    match essence.as_str() {
+        "application/json" => {
+            let value: Value = serde_json::from_slice(bytes).map_err(|e| {
+                ApiError::detail(StatusCode::BAD_REQUEST, &format!("JSON parse error - {e}"))
+            })?;
+            match value {
+                Value::Object(map) => Ok(map),
+                Value::Null => Err(ApiError::field("non_field_errors", "No data provided")),
+                other => Err(ApiError::field(
+                    "non_field_errors",
+                    &format!(
+                        "Invalid data. Expected a dictionary, but got {}.",
+                        python_type(&other)
+                    ),
+                )),
+            }
+        }
+        "application/x-www-form-urlencoded" => {
+            let pairs: Vec<(String, String)> =
+                serde_urlencoded::from_bytes(bytes).map_err(|_| {
+                    ApiError::detail(
+                        StatusCode::BAD_REQUEST,
+                        "Form parse error - invalid form data.",
+                    )
+                })?;
+            // Like Django's QueryDict.get: the last value of a repeated key wins.
+            Ok(pairs
+                .into_iter()
+                .map(|(k, v)| (k, Value::String(v)))
+                .collect())
+        }
+        _ => Err(ApiError::detail(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            &format!("Unsupported media type \"{raw}\" in request."),
+        )),
+    }
+}
+
+fn python_type(value: &Value) -> &'static str {
+    match value {
+        Value::Array(_) => "list",
+        Value::String(_) => "str",
+        Value::Bool(_) => "bool",
+        Value::Number(n) if n.is_f64() => "float",
+        Value::Number(_) => "int",
+        Value::Null => "NoneType",
+        Value::Object(_) => "dict",
+    }
+}
+
+/// Reads at most `limit` bytes; a larger body (declared or streamed) is answered 413.
+async fn read_limited(
+    request: &Request,
+    body: &mut RequestBody,
+    limit: usize,
+) -> Result<Vec<u8>, ApiError> {
+    let too_large =
+        || ApiError::detail(StatusCode::PAYLOAD_TOO_LARGE, "Request body is too large.");
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    let Ok(stream) = body.take() else {
+        return Ok(Vec::new());
+    };
+    let mut bytes = Vec::new();
+    stream
+        .into_async_read()
+        .take(limit as u64 + 1)
+        .read_to_end(&mut bytes)
+        .await
+        .map_err(|_| {
+            ApiError::detail(
+                StatusCode::BAD_REQUEST,
+                "The request body could not be read.",
+            )
+        })?;
+    if bytes.len() > limit {
+        Err(too_large())
+    } else {
+        Ok(bytes)
+    }
+}
+
+impl<'a, T: FromFields> ApiExtractor<'a> for Body<T> {
+    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::RequestObject];
+    type ParamType = ();
+    type ParamRawType = ();
+
+    fn register(registry: &mut Registry) {
+        T::register(registry);
+    }
+
+    fn request_meta() -> Option<MetaRequest> {
+        Some(MetaRequest {
+            description: None,
+            content: vec![
+                MetaMediaType {
+                    content_type: "application/json",
+                    schema: T::schema_ref(),
+                },
+                MetaMediaType {
+                    content_type: "application/x-www-form-urlencoded",
+                    schema: T::schema_ref(),
+                },
+            ],
+            required: true,
+        })
+    }
+
+    async fn from_request(
+        request: &'a Request,
+        body: &mut RequestBody,
+        _param_opts: ExtractParamOptions<Self::ParamType>,
+    ) -> poem::Result<Self> {
+        let limit = request
+            .data::<AppState>()
+            .map_or(usize::MAX, |s| s.settings.server.body_limit);
+        let bytes = read_limited(request, body, limit).await?;
+        let mut fields = Fields::new(parse_object(request.content_type(), &bytes)?);
+        let value = T::read(&mut fields);
+        fields.finish()?;
+        Ok(Body(value))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn fields(v: Value) -> Fields {
+        match v {
+            Value::Object(map) => Fields::new(map),
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn drf_messages_for_each_bad_value() {
+        let mut f =
+            fields(json!({"a": null, "b": "  ", "c": true, "d": 12, "e": " x ", "f": "a\u{0}b"}));
+        assert_eq!(f.required("a"), "");
+        f.required("b");
+        f.required("c");
+        assert_eq!(f.required("d"), "12");
+        assert_eq!(f.required("e"), "x");
+        f.required("f");
+        f.required("missing");
+        assert_eq!(f.optional("absent", false), None);
+        let errors = f.finish().unwrap_err();
+        assert_eq!(
+            poem::error::ResponseError::status(&errors),
+            StatusCode::BAD_REQUEST
+        );
+        let body: Value = serde_json::from_str(&errors.to_string()[4..]).unwrap();
+        assert_eq!(
+            body,
+            json!({
+                "a": ["This field may not be null."],
+                "b": ["This field may not be blank."],
+                "c": ["Not a valid string."],
+                "f": ["Null characters are not allowed."],
+                "missing": [REQUIRED],
+            })
+        );
+    }
+
+    #[test]
+    fn bodies() {
+        assert!(parse_object(Some("text/plain"), b"").unwrap().is_empty());
+        let e = parse_object(Some("text/plain"), b"x").unwrap_err();
+        assert_eq!(
+            poem::error::ResponseError::status(&e),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE
+        );
+        let e = parse_object(Some("application/json"), b"[1]").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("Expected a dictionary, but got list.")
+        );
+        let form = parse_object(
+            Some("application/x-www-form-urlencoded; charset=utf-8"),
+            b"a=1&b=x+y&a=2",
+        )
+        .unwrap();
+        assert_eq!(form["a"], json!("2"));
+        assert_eq!(form["b"], json!("x y"));
+    }
+}

@@ -1,0 +1,363 @@
+//! Djoser's `/auth/users/` endpoints.
+use poem::{Request, web::Data};
+use poem_openapi::{
+    ApiResponse, Object, OpenApi, Tags,
+    param::{Path, Query},
+    payload::Json,
+    types::Example,
+};
+use uuid::Uuid;
+
+use super::{
+    body::{Body, Fields, FromFields},
+    caller::Caller,
+    error::ApiError,
+};
+use crate::{
+    domain::users::{ProfileChange, Registration, User},
+    state::AppState,
+};
+
+#[derive(Tags)]
+enum Tag {
+    /// Accounts (Djoser's /auth/users/)
+    Users,
+}
+
+/// A user as Djoser's UserSerializer shows it.
+#[derive(Object)]
+#[oai(rename = "User", example)]
+pub struct UserBody {
+    pub email: String,
+    pub id: Uuid,
+    pub username: String,
+}
+
+impl Example for UserBody {
+    fn example() -> Self {
+        Self {
+            email: "alice@example.com".into(),
+            id: Uuid::from_u128(0x019a_a7c8_8d34_7c1e_9b3f_2a1d_5e6f_7a8b),
+            username: "alice".into(),
+        }
+    }
+}
+
+impl From<User> for UserBody {
+    fn from(u: User) -> Self {
+        Self {
+            email: u.email,
+            id: u.id,
+            username: u.username,
+        }
+    }
+}
+
+/// A registration (Djoser's UserCreateSerializer).
+#[derive(Object)]
+#[oai(rename = "UserCreate", example)]
+pub struct RegisterRequest {
+    /// Letters, digits and @/./+/-/_ only; at most 150; unique regardless of case.
+    pub username: String,
+    /// Checked by Django's four default validators.
+    #[oai(write_only)]
+    pub password: String,
+    /// Optional; may be blank.
+    pub email: Option<String>,
+}
+
+impl Example for RegisterRequest {
+    fn example() -> Self {
+        Self {
+            username: "alice".into(),
+            password: "correct horse battery".into(),
+            email: Some("alice@example.com".into()),
+        }
+    }
+}
+
+impl FromFields for RegisterRequest {
+    fn read(f: &mut Fields) -> Self {
+        Self {
+            username: f.required("username"),
+            password: f.required("password"),
+            email: f.optional("email", true),
+        }
+    }
+}
+
+/// Profile changes; `id` and `username` are read-only and ignored.
+#[derive(Object)]
+#[oai(rename = "UserUpdate", example)]
+pub struct UpdateRequest {
+    pub email: Option<String>,
+}
+
+impl Example for UpdateRequest {
+    fn example() -> Self {
+        Self {
+            email: Some("alice@example.org".into()),
+        }
+    }
+}
+
+impl FromFields for UpdateRequest {
+    fn read(f: &mut Fields) -> Self {
+        Self {
+            email: f.optional("email", true),
+        }
+    }
+}
+
+/// Deletion needs the caller's own password.
+#[derive(Object)]
+#[oai(rename = "UserDelete", example)]
+pub struct DeleteRequest {
+    #[oai(write_only)]
+    pub current_password: String,
+}
+
+impl Example for DeleteRequest {
+    fn example() -> Self {
+        Self {
+            current_password: "correct horse battery".into(),
+        }
+    }
+}
+
+impl FromFields for DeleteRequest {
+    fn read(f: &mut Fields) -> Self {
+        Self {
+            current_password: f.required("current_password"),
+        }
+    }
+}
+
+/// One page of users, like DRF's PageNumberPagination.
+#[derive(Object)]
+#[oai(rename = "PaginatedUserList")]
+pub struct UserPageBody {
+    pub count: u64,
+    pub next: Option<String>,
+    pub previous: Option<String>,
+    pub results: Vec<UserBody>,
+}
+
+#[derive(ApiResponse)]
+pub enum Created {
+    /// The new user.
+    #[oai(status = 201)]
+    Created(Json<UserBody>),
+}
+
+#[derive(ApiResponse)]
+pub enum Found {
+    #[oai(status = 200)]
+    Ok(Json<UserBody>),
+}
+
+#[derive(ApiResponse)]
+pub enum Listed {
+    /// All visible users (pagination off).
+    #[oai(status = 200)]
+    All(Json<Vec<UserBody>>),
+    /// One page (pagination on, `users.page_size` > 0).
+    #[oai(status = 200)]
+    Page(Json<UserPageBody>),
+}
+
+#[derive(ApiResponse)]
+pub enum Deleted {
+    /// Deleted.
+    #[oai(status = 204)]
+    Deleted,
+}
+
+type Answer<T> = Result<T, ApiError>;
+
+pub struct UsersApi;
+
+#[OpenApi(tag = "Tag::Users")]
+impl UsersApi {
+    /// Register a new user (public).
+    #[oai(path = "/auth/users/", method = "post")]
+    async fn register(
+        &self,
+        state: Data<&AppState>,
+        body: Body<RegisterRequest>,
+    ) -> Answer<Created> {
+        let r = body.0;
+        let user = state
+            .users
+            .register(Registration {
+                username: r.username,
+                email: r.email.unwrap_or_default(),
+                password: r.password,
+                is_staff: false,
+                is_superuser: false,
+            })
+            .await?;
+        Ok(Created::Created(Json(user.into())))
+    }
+
+    /// List users: staff see everyone, others only themselves. `?page=N` when pagination is on.
+    #[oai(path = "/auth/users/", method = "get")]
+    async fn list(
+        &self,
+        state: Data<&AppState>,
+        caller: Caller,
+        page: Query<Option<String>>,
+        req: &Request,
+    ) -> Answer<Listed> {
+        let page_size = state.settings.users.page_size;
+        if page_size == 0 {
+            let page = state.users.list(&caller.user, 0, None).await?;
+            return Ok(Listed::All(Json(
+                page.users.into_iter().map(Into::into).collect(),
+            )));
+        }
+        let invalid = || ApiError::detail(poem::http::StatusCode::NOT_FOUND, "Invalid page.");
+        let number: u64 = match page.0.as_deref() {
+            None => 1,
+            Some("last") => 0,
+            Some(text) => text.parse().ok().filter(|n| *n >= 1).ok_or_else(invalid)?,
+        };
+        let first = state.users.list(&caller.user, 0, Some(0)).await?;
+        let pages = first.total.div_ceil(page_size).max(1);
+        let number = if number == 0 { pages } else { number };
+        if number > pages {
+            return Err(invalid());
+        }
+        let listed = state
+            .users
+            .list(&caller.user, (number - 1) * page_size, Some(page_size))
+            .await?;
+        let link = |n: u64| page_link(req, n);
+        Ok(Listed::Page(Json(UserPageBody {
+            count: listed.total,
+            next: (number < pages).then(|| link(number + 1)),
+            previous: (number > 1).then(|| link(number - 1)),
+            results: listed.users.into_iter().map(Into::into).collect(),
+        })))
+    }
+
+    /// The caller's own account.
+    #[oai(path = "/auth/users/me/", method = "get")]
+    async fn me(&self, caller: Caller) -> Answer<Found> {
+        Ok(Found::Ok(Json(caller.user.into())))
+    }
+
+    /// Replace the caller's profile (email); id and username are read-only.
+    #[oai(path = "/auth/users/me/", method = "put")]
+    async fn me_put(
+        &self,
+        state: Data<&AppState>,
+        caller: Caller,
+        body: Body<UpdateRequest>,
+    ) -> Answer<Found> {
+        update(&state, &caller, caller.user.id, body.0).await
+    }
+
+    /// Change part of the caller's profile.
+    #[oai(path = "/auth/users/me/", method = "patch")]
+    async fn me_patch(
+        &self,
+        state: Data<&AppState>,
+        caller: Caller,
+        body: Body<UpdateRequest>,
+    ) -> Answer<Found> {
+        update(&state, &caller, caller.user.id, body.0).await
+    }
+
+    /// Delete the caller's account (needs `current_password`).
+    #[oai(path = "/auth/users/me/", method = "delete")]
+    async fn me_delete(
+        &self,
+        state: Data<&AppState>,
+        caller: Caller,
+        body: Body<DeleteRequest>,
+    ) -> Answer<Deleted> {
+        state
+            .users
+            .delete(&caller.user, caller.user.id, &body.0.current_password)
+            .await?;
+        Ok(Deleted::Deleted)
+    }
+
+    /// One user: the caller itself, or anyone for staff.
+    #[oai(path = "/auth/users/:id/", method = "get")]
+    async fn get(&self, state: Data<&AppState>, caller: Caller, id: Path<String>) -> Answer<Found> {
+        let user = state.users.get(&caller.user, parse_id(&id)?).await?;
+        Ok(Found::Ok(Json(user.into())))
+    }
+
+    /// Replace a user's profile (self or staff).
+    #[oai(path = "/auth/users/:id/", method = "put")]
+    async fn put(
+        &self,
+        state: Data<&AppState>,
+        caller: Caller,
+        id: Path<String>,
+        body: Body<UpdateRequest>,
+    ) -> Answer<Found> {
+        update(&state, &caller, parse_id(&id)?, body.0).await
+    }
+
+    /// Change part of a user's profile (self or staff).
+    #[oai(path = "/auth/users/:id/", method = "patch")]
+    async fn patch(
+        &self,
+        state: Data<&AppState>,
+        caller: Caller,
+        id: Path<String>,
+        body: Body<UpdateRequest>,
+    ) -> Answer<Found> {
+        update(&state, &caller, parse_id(&id)?, body.0).await
+    }
+
+    /// Delete a user (self, or staff with their own `current_password`).
+    #[oai(path = "/auth/users/:id/", method = "delete")]
+    async fn delete(
+        &self,
+        state: Data<&AppState>,
+        caller: Caller,
+        id: Path<String>,
+        body: Body<DeleteRequest>,
+    ) -> Answer<Deleted> {
+        state
+            .users
+            .delete(&caller.user, parse_id(&id)?, &body.0.current_password)
+            .await?;
+        Ok(Deleted::Deleted)
+    }
+}
+
+async fn update(state: &AppState, caller: &Caller, id: Uuid, body: UpdateRequest) -> Answer<Found> {
+    let user = state
+        .users
+        .update(&caller.user, id, ProfileChange { email: body.email })
+        .await?;
+    Ok(Found::Ok(Json(user.into())))
+}
+
+/// A malformed id is simply not found, as in Django.
+fn parse_id(id: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(id).map_err(|_| ApiError::not_found())
+}
+
+/// An absolute link to another page of the current listing, like DRF builds it.
+fn page_link(req: &Request, page: u64) -> String {
+    let host = req
+        .headers()
+        .get(poem::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
+    let query = if page == 1 {
+        String::new()
+    } else {
+        format!("?page={page}")
+    };
+    // The router trims trailing slashes; links use Djoser's canonical form.
+    let path = req.uri().path().trim_end_matches('/');
+    format!("http://{host}{path}/{query}")
+}

@@ -1,0 +1,78 @@
+//! Tessera: an identity and token service compatible with Djoser and SimpleJWT.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+pub mod domain;
+pub mod http;
+pub mod settings;
+pub mod state;
+pub mod store;
+
+use std::net::SocketAddr;
+
+use poem::{
+    Server,
+    listener::{Acceptor, Listener, TcpAcceptor, TcpListener},
+};
+
+pub use settings::Settings;
+pub use state::AppState;
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Settings(#[from] settings::SettingsError),
+    #[error("{0}")]
+    Store(#[from] domain::StoreError),
+    #[error("{0}")]
+    Domain(#[from] domain::DomainError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// A bound, ready-to-run instance; `main` and the tests both build it this way.
+pub struct Application {
+    acceptor: TcpAcceptor,
+    state: AppState,
+}
+
+impl Application {
+    /// Connects, migrates (if configured) and binds `server.bind` (port 0 picks a free port).
+    pub async fn build(settings: Settings) -> Result<Self, StartError> {
+        let addr = settings.server.bind;
+        let state = AppState::connect(settings).await?;
+        let acceptor = TcpListener::bind(addr)
+            .into_acceptor()
+            .await
+            .map_err(|source| StartError::Bind { addr, source })?;
+        Ok(Self { acceptor, state })
+    }
+
+    /// The wired services (tests use it to seed data).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.acceptor
+            .local_addr()
+            .first()
+            .and_then(|a| a.as_socket_addr().copied())
+    }
+
+    /// Serves until `shutdown` resolves, then lets in-flight requests finish (bounded).
+    pub async fn run_until<F>(self, shutdown: F) -> std::io::Result<()>
+    where
+        F: std::future::Future<Output = ()> + Send,
+    {
+        let grace = self.state.settings.server.shutdown_timeout;
+        Server::new_with_acceptor(self.acceptor)
+            .run_with_graceful_shutdown(http::app(self.state), shutdown, Some(grace))
+            .await
+    }
+}

@@ -1,0 +1,254 @@
+//! The `tessera` command: serve (default) and the operator's management commands.
+use std::{io::Write, process::ExitCode};
+
+use clap::{Parser, Subcommand};
+use tessera::{
+    AppState, Application, Settings, StartError,
+    domain::{DomainError, users::Registration},
+    settings::LogFormat,
+    store::database,
+};
+use tracing_subscriber::EnvFilter;
+
+/// Identity and token service compatible with Djoser and djangorestframework-simplejwt.
+///
+/// Settings: config/default.toml, the file named by TESSERA_CONFIG, TESSERA__SECTION__KEY
+/// variables, DATABASE_URL and REDIS_URL.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the HTTP API (the default).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Create a staff superuser, interactively or from flags.
+    Createsuperuser {
+        /// The username (asked for when missing and interactive).
+        #[arg(long)]
+        username: Option<String>,
+        /// The email address (optional).
+        #[arg(long)]
+        email: Option<String>,
+        /// Never prompt; the password comes from TESSERA_SUPERUSER_PASSWORD.
+        #[arg(long)]
+        no_input: bool,
+    },
+    /// Change a user's password (prompted twice).
+    Changepassword {
+        /// Whose password to change.
+        username: String,
+    },
+    /// Print the OpenAPI document.
+    Openapi,
+    /// Exit 0 when the local server answers /health/ready (for container health checks).
+    Healthcheck,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(Command::Openapi) = cli.command {
+        println!("{}", tessera::http::openapi_json());
+        return ExitCode::SUCCESS;
+    }
+    let settings = match Settings::load() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("tessera: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_tracing(&settings);
+    match run(cli.command.unwrap_or(Command::Serve), settings).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tessera: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command, settings: Settings) -> Result<(), String> {
+    let fail = |e: StartError| e.to_string();
+    match command {
+        Command::Serve => {
+            let app = Application::build(settings).await.map_err(fail)?;
+            if let Some(addr) = app.local_addr() {
+                tracing::info!(%addr, "serving; docs at http://{addr}/docs");
+            }
+            app.run_until(shutdown_signal())
+                .await
+                .map_err(|e| e.to_string())
+        }
+        Command::Migrate => {
+            let db = database::connect(&settings.database)
+                .await
+                .map_err(|e| e.to_string())?;
+            database::migrate(&db).await.map_err(|e| e.to_string())?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::Createsuperuser {
+            username,
+            email,
+            no_input,
+        } => {
+            let state = AppState::connect(settings).await.map_err(fail)?;
+            createsuperuser(&state, username, email, no_input).await
+        }
+        Command::Changepassword { username } => {
+            let state = AppState::connect(settings).await.map_err(fail)?;
+            let mut user = state
+                .users
+                .store()
+                .by_username(&username)
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("user '{username}' does not exist"))?;
+            let password = prompt_password_twice()?;
+            state
+                .users
+                .set_password(&mut user, &password)
+                .await
+                .map_err(explain)?;
+            println!("Password changed successfully for user '{username}'");
+            Ok(())
+        }
+        Command::Openapi => Ok(()),
+        Command::Healthcheck => healthcheck(settings.server.bind),
+    }
+}
+
+async fn createsuperuser(
+    state: &AppState,
+    username: Option<String>,
+    email: Option<String>,
+    no_input: bool,
+) -> Result<(), String> {
+    let (username, email, password) = if no_input {
+        let username = username.ok_or("--username is required with --no-input")?;
+        let password = std::env::var("TESSERA_SUPERUSER_PASSWORD")
+            .map_err(|_| "TESSERA_SUPERUSER_PASSWORD must be set with --no-input")?;
+        (username, email.unwrap_or_default(), password)
+    } else {
+        let username = match username {
+            Some(u) => u,
+            None => prompt("Username: ")?,
+        };
+        let email = match email {
+            Some(e) => e,
+            None => prompt("Email address: ")?,
+        };
+        (username, email, prompt_password_twice()?)
+    };
+    let user = state
+        .users
+        .register(Registration {
+            username,
+            email,
+            password,
+            is_staff: true,
+            is_superuser: true,
+        })
+        .await
+        .map_err(explain)?;
+    println!("Superuser '{}' created (id {}).", user.username, user.id);
+    Ok(())
+}
+
+/// A bare HTTP/1.0 GET of /health/ready on the configured port (no curl in the image).
+fn healthcheck(bind: std::net::SocketAddr) -> Result<(), String> {
+    use std::{io::Read, net::TcpStream, time::Duration};
+    let ip = if bind.ip().is_unspecified() {
+        std::net::Ipv4Addr::LOCALHOST.into()
+    } else {
+        bind.ip()
+    };
+    let addr = std::net::SocketAddr::new(ip, bind.port());
+    let mut stream =
+        TcpStream::connect_timeout(&addr, Duration::from_secs(2)).map_err(|e| e.to_string())?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .map_err(|e| e.to_string())?;
+    stream
+        .write_all(b"GET /health/ready HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .map_err(|e| e.to_string())?;
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).map_err(|e| e.to_string())?;
+    if head.ends_with(b" 200") {
+        Ok(())
+    } else {
+        Err(format!("not ready: {}", String::from_utf8_lossy(&head)))
+    }
+}
+
+fn prompt(label: &str) -> Result<String, String> {
+    print!("{label}");
+    std::io::stdout().flush().map_err(|e| e.to_string())?;
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .map_err(|e| e.to_string())?;
+    Ok(line.trim().to_owned())
+}
+
+fn prompt_password_twice() -> Result<String, String> {
+    let first = rpassword::prompt_password("Password: ").map_err(|e| e.to_string())?;
+    let second = rpassword::prompt_password("Password (again): ").map_err(|e| e.to_string())?;
+    if first != second {
+        return Err("Error: Your passwords didn't match.".into());
+    }
+    Ok(first)
+}
+
+/// Field errors as lines an operator can read.
+fn explain(e: DomainError) -> String {
+    match e {
+        DomainError::Invalid(errors) => errors
+            .into_iter()
+            .map(|(field, messages)| format!("{field}: {}", messages.join(" ")))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        other => other.to_string(),
+    }
+}
+
+fn init_tracing(settings: &Settings) {
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&settings.log.level))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match settings.log.format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .init(),
+        LogFormat::Pretty => builder.init(),
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { () = ctrl_c => {}, () = term => {} }
+    tracing::info!("shutting down: finishing in-flight requests");
+}

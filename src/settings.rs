@@ -1,0 +1,214 @@
+//! Typed settings: `config/default.toml` (compiled in), then the file named by `TESSERA_CONFIG`,
+//! then `TESSERA__SECTION__KEY` variables, then `DATABASE_URL` / `REDIS_URL`.
+use std::{collections::HashMap, net::SocketAddr, time::Duration};
+
+use config::{Config, Environment, File, FileFormat};
+use serde::{Deserialize, Deserializer};
+
+const DEFAULTS: &str = include_str!("../config/default.toml");
+
+/// Everything Tessera can be told, validated once at start.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub log: LogSettings,
+    pub passwords: PasswordSettings,
+    pub users: UserSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    pub bind: SocketAddr,
+    pub body_limit: usize,
+    #[serde(deserialize_with = "duration")]
+    pub shutdown_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    pub url: String,
+    pub migrate_on_start: bool,
+    pub max_connections: u32,
+    #[serde(deserialize_with = "duration")]
+    pub acquire_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordSettings {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+    pub workers: usize,
+    pub queue: usize,
+    pub min_length: usize,
+    pub max_similarity: f64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserSettings {
+    pub page_size: u64,
+}
+
+/// Why the settings could not be loaded; the message names the offending key.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid settings: {0}")]
+pub struct SettingsError(String);
+
+impl Settings {
+    /// Loads from the process environment.
+    pub fn load() -> Result<Self, SettingsError> {
+        Self::load_from(std::env::vars().collect())
+    }
+
+    /// Loads with `env` standing in for the process environment (tests use this).
+    pub fn load_from(env: HashMap<String, String>) -> Result<Self, SettingsError> {
+        let mut builder = Config::builder().add_source(File::from_str(DEFAULTS, FileFormat::Toml));
+        if let Some(path) = env.get("TESSERA_CONFIG") {
+            builder = builder.add_source(File::with_name(path).format(FileFormat::Toml));
+        }
+        let tessera_vars: HashMap<String, String> = env
+            .iter()
+            .filter(|(k, _)| k.starts_with("TESSERA__"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        builder = builder.add_source(
+            Environment::with_prefix("TESSERA")
+                .prefix_separator("__")
+                .separator("__")
+                .try_parsing(true)
+                .source(Some(tessera_vars)),
+        );
+        let fail = |e: config::ConfigError| SettingsError(e.to_string());
+        builder = builder
+            .set_override_option("database.url", env.get("DATABASE_URL").cloned())
+            .map_err(fail)?;
+        let settings: Settings = builder
+            .build()
+            .map_err(fail)?
+            .try_deserialize()
+            .map_err(fail)?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), SettingsError> {
+        let bad = |key: &str, why: &str| Err(SettingsError(format!("{key}: {why}")));
+        let db = &self.database.url;
+        if !(db.starts_with("sqlite:")
+            || db.starts_with("postgres://")
+            || db.starts_with("postgresql://"))
+        {
+            return bad(
+                "database.url",
+                "must start with sqlite:, postgres:// or postgresql://",
+            );
+        }
+        if self.database.max_connections == 0 {
+            return bad("database.max_connections", "must be at least 1");
+        }
+        if self.server.body_limit < 1024 {
+            return bad("server.body_limit", "must be at least 1024 bytes");
+        }
+        let p = &self.passwords;
+        if argon2::Params::new(p.memory_kib, p.iterations, p.parallelism, None).is_err() {
+            return bad(
+                "passwords.memory_kib",
+                "argon2 parameters out of range (memory_kib >= 8 * parallelism, iterations >= 1, parallelism >= 1)",
+            );
+        }
+        if !(0.1..=1.0).contains(&p.max_similarity) {
+            return bad("passwords.max_similarity", "must be between 0.1 and 1.0");
+        }
+        Ok(())
+    }
+}
+
+fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(d)?;
+    humantime::parse_duration(&text)
+        .map_err(|e| serde::de::Error::custom(format!("`{text}` is not a duration ({e})")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_load() {
+        let s = Settings::load_from(env(&[])).unwrap();
+        assert_eq!(s.server.bind.to_string(), "127.0.0.1:8000");
+        assert_eq!(s.database.url, "sqlite://data/tessera.db");
+        assert_eq!(s.server.shutdown_timeout, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn env_overrides_and_database_url() {
+        let s = Settings::load_from(env(&[
+            ("TESSERA__SERVER__BIND", "0.0.0.0:9000"),
+            ("TESSERA__PASSWORDS__QUEUE", "3"),
+            ("DATABASE_URL", "postgres://x@localhost/y"),
+        ]))
+        .unwrap();
+        assert_eq!(s.server.bind.port(), 9000);
+        assert_eq!(s.passwords.queue, 3);
+        assert_eq!(s.database.url, "postgres://x@localhost/y");
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let err = Settings::load_from(env(&[("TESSERA__SERVER__BIND", "nowhere")])).unwrap_err();
+        assert!(err.to_string().contains("server.bind"), "{err}");
+        let err =
+            Settings::load_from(env(&[("TESSERA__SERVER__SHUTDOWN_TIMEOUT", "soon")])).unwrap_err();
+        assert!(err.to_string().contains("shutdown_timeout"), "{err}");
+        let err = Settings::load_from(env(&[("TESSERA__SERVER__BINDD", "x")])).unwrap_err();
+        assert!(err.to_string().contains("bindd"), "{err}");
+        let err = Settings::load_from(env(&[("DATABASE_URL", "mysql://x")])).unwrap_err();
+        assert!(err.to_string().contains("database.url"), "{err}");
+    }
+
+    #[test]
+    fn config_file_is_layered_under_env() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tessera.toml");
+        std::fs::write(
+            &path,
+            "[users]\npage_size = 5\n[server]\nbody_limit = 2048\n",
+        )
+        .unwrap();
+        let s = Settings::load_from(env(&[
+            ("TESSERA_CONFIG", path.to_str().unwrap()),
+            ("TESSERA__SERVER__BODY_LIMIT", "4096"),
+        ]))
+        .unwrap();
+        assert_eq!(s.users.page_size, 5);
+        assert_eq!(s.server.body_limit, 4096);
+    }
+}

@@ -1,0 +1,2 @@
+//! sea-orm entities: storage rows only; HTTP bodies and domain types are separate.
+pub mod user;

@@ -1,0 +1,227 @@
+//! Test harness: an app per test on 127.0.0.1:0, on SQLite (always) and PostgreSQL (when
+//! reachable; required under CI=true), each with a fresh database.
+use std::{collections::HashMap, sync::OnceLock};
+
+use reqwest::{Client, Method, RequestBuilder, Response, StatusCode};
+use sea_orm::{ConnectionTrait, Database};
+use serde_json::Value;
+use tessera::{Application, Settings, domain::users::Registration};
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+pub const PASSWORD: &str = "correct horse battery";
+
+/// Where a test app keeps its data.
+#[derive(Clone, Copy, Debug)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Generates one `#[tokio::test]` per backend for each named `async fn(Backend)`.
+macro_rules! on_every_backend {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+               async fn $name() { super::$name($crate::helpers::Backend::Sqlite).await } )*
+        }
+        mod postgres {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+               async fn $name() {
+                   if $crate::helpers::postgres_available().await {
+                       super::$name($crate::helpers::Backend::Postgres).await
+                   }
+               } )*
+        }
+    };
+}
+
+fn admin_url() -> String {
+    std::env::var("TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+/// Whether PostgreSQL tests run; under `CI=true` an unreachable server fails the test.
+pub async fn postgres_available() -> bool {
+    static REACHABLE: OnceLock<bool> = OnceLock::new();
+    if let Some(r) = REACHABLE.get() {
+        return *r;
+    }
+    let reachable = match Database::connect(admin_url()).await {
+        Ok(db) => db.execute_unprepared("SELECT 1").await.is_ok(),
+        Err(_) => false,
+    };
+    if !reachable && std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("CI=true but PostgreSQL is unreachable at {}", admin_url());
+    }
+    if !reachable {
+        eprintln!("PostgreSQL unreachable: skipping its tests (set CI=true to make this an error)");
+    }
+    *REACHABLE.get_or_init(|| reachable)
+}
+
+/// A fresh PostgreSQL database for one test app; leftovers of dead test runs are dropped.
+async fn fresh_postgres_database() -> String {
+    let admin = Database::connect(admin_url())
+        .await
+        .expect("postgres admin connection");
+    static SWEPT: OnceLock<()> = OnceLock::new();
+    if SWEPT.set(()).is_ok() {
+        let rows = admin
+            .query_all_raw(sea_orm::Statement::from_string(
+                admin.get_database_backend(),
+                "SELECT datname FROM pg_database WHERE datname LIKE 'tessera_t_%'",
+            ))
+            .await
+            .unwrap_or_default();
+        for row in rows {
+            let name: String = row.try_get("", "datname").unwrap_or_default();
+            let pid = name.split('_').nth(2).and_then(|p| p.parse::<u32>().ok());
+            if pid.is_some_and(|p| !std::path::Path::new(&format!("/proc/{p}")).exists()) {
+                let _ = admin
+                    .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                    .await;
+            }
+        }
+    }
+    let name = format!(
+        "tessera_t_{}_{}",
+        std::process::id(),
+        Uuid::new_v4().simple()
+    );
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+        .await
+        .expect("create test database");
+    let base = admin_url();
+    let server = &base[..base.rfind('/').expect("database url has a path")];
+    format!("{server}/{name}")
+}
+
+/// A running app and a client for it.
+pub struct TestApp {
+    pub base: String,
+    pub client: Client,
+    pub app_state: tessera::AppState,
+    _dir: tempfile::TempDir,
+    _stop: oneshot::Sender<()>,
+}
+
+impl TestApp {
+    pub async fn spawn(backend: Backend) -> Self {
+        Self::spawn_with(backend, &[]).await
+    }
+
+    /// Starts an app with extra `TESSERA__...` settings.
+    pub async fn spawn_with(backend: Backend, extra: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let database_url = match backend {
+            Backend::Sqlite => format!("sqlite://{}/tessera.db", dir.path().display()),
+            Backend::Postgres => fresh_postgres_database().await,
+        };
+        let mut env: HashMap<String, String> = HashMap::from([
+            ("TESSERA__SERVER__BIND".into(), "127.0.0.1:0".into()),
+            ("DATABASE_URL".into(), database_url),
+            // Cheaper hashing keeps the suite fast; the cost is a setting like any other.
+            ("TESSERA__PASSWORDS__MEMORY_KIB".into(), "4096".into()),
+            ("TESSERA__PASSWORDS__ITERATIONS".into(), "1".into()),
+        ]);
+        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let settings = Settings::load_from(env).expect("test settings");
+        let app = Application::build(settings).await.expect("app starts");
+        let addr = app.local_addr().expect("bound address");
+        let app_state = app.state().clone();
+        let (stop, stopped) = oneshot::channel::<()>();
+        tokio::spawn(app.run_until(async move {
+            let _ = stopped.await;
+        }));
+        Self {
+            base: format!("http://{addr}"),
+            client: Client::new(),
+            app_state,
+            _dir: dir,
+            _stop: stop,
+        }
+    }
+
+    pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        self.client
+            .request(method, format!("{}{}", self.base, path))
+    }
+
+    pub async fn post_json(&self, path: &str, body: Value) -> Response {
+        self.request(Method::POST, path)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Registers a user through the API; names are unique per call.
+    pub async fn register(&self, prefix: &str) -> TestUser {
+        let username = format!("{prefix}{}", &Uuid::new_v4().simple().to_string()[..8]);
+        let response = self
+            .post_json("/auth/users/", serde_json::json!({"username": username, "password": PASSWORD, "email": format!("{username}@example.com")}))
+            .await;
+        assert_eq!(
+            response.status(),
+            StatusCode::CREATED,
+            "{}",
+            response.text().await.unwrap()
+        );
+        let body: Value = response.json().await.unwrap();
+        TestUser {
+            id: body["id"].as_str().unwrap().to_owned(),
+            username,
+            password: PASSWORD.into(),
+        }
+    }
+
+    /// Creates a staff user directly through the service (no public API makes staff).
+    pub async fn staff(&self) -> TestUser {
+        let username = format!("admin{}", &Uuid::new_v4().simple().to_string()[..8]);
+        let user = self
+            .app_state
+            .users
+            .register(Registration {
+                username: username.clone(),
+                email: String::new(),
+                password: PASSWORD.into(),
+                is_staff: true,
+                is_superuser: true,
+            })
+            .await
+            .unwrap();
+        TestUser {
+            id: user.id.to_string(),
+            username,
+            password: PASSWORD.into(),
+        }
+    }
+}
+
+/// A user the test created, with its password.
+pub struct TestUser {
+    pub id: String,
+    pub username: String,
+    pub password: String,
+}
+
+impl TestUser {
+    /// Adds this user's Basic credentials to a request.
+    pub fn auth(&self, rb: RequestBuilder) -> RequestBuilder {
+        rb.basic_auth(&self.username, Some(&self.password))
+    }
+}
+
+/// Status and JSON body of a response.
+pub async fn answer(response: Response) -> (StatusCode, Value) {
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    let body = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    };
+    (status, body)
+}

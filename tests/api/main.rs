@@ -1,0 +1,8 @@
+//! Black-box HTTP tests: one test binary (a link per binary is costly here), one module per area.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[macro_use]
+mod helpers;
+mod cli;
+mod openapi;
+mod users;
