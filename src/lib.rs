@@ -27,6 +27,8 @@ pub enum StartError {
     Store(#[from] domain::StoreError),
     #[error("{0}")]
     Domain(#[from] domain::DomainError),
+    #[error("{0}")]
+    Keys(#[from] domain::keys::KeyError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -71,6 +73,21 @@ impl Application {
         F: std::future::Future<Output = ()> + Send,
     {
         let grace = self.state.settings.server.shutdown_timeout;
+        let prune_every = self.state.settings.jwt.prune_interval;
+        if !prune_every.is_zero() {
+            let tokens = self.state.tokens.clone();
+            tokio::spawn(async move {
+                let mut ticks = tokio::time::interval(prune_every);
+                ticks.tick().await;
+                loop {
+                    ticks.tick().await;
+                    match tokens.prune().await {
+                        Ok(n) => tracing::info!(removed = n, "expired token records pruned"),
+                        Err(e) => tracing::warn!(error = %e, "pruning expired tokens failed"),
+                    }
+                }
+            });
+        }
         Server::new_with_acceptor(self.acceptor)
             .run_with_graceful_shutdown(http::app(self.state), shutdown, Some(grace))
             .await

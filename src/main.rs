@@ -17,6 +17,9 @@ use tracing_subscriber::EnvFilter;
 #[derive(Parser)]
 #[command(version, about)]
 struct Cli {
+    /// Development mode: allows a missing (ephemeral) or short JWT signing key.
+    #[arg(long, global = true)]
+    dev: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -44,6 +47,9 @@ enum Command {
         /// Whose password to change.
         username: String,
     },
+    /// Delete expired refresh-token records and revocations (the server also does it every
+    /// `jwt.prune_interval`).
+    FlushExpiredTokens,
     /// Print the OpenAPI document.
     Openapi,
     /// Exit 0 when the local server answers /health/ready (for container health checks).
@@ -58,7 +64,7 @@ async fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let settings = match Settings::load() {
-        Ok(s) => s,
+        Ok(s) => Settings { dev: cli.dev, ..s },
         Err(e) => {
             eprintln!("tessera: {e}");
             return ExitCode::from(2);
@@ -118,6 +124,12 @@ async fn run(command: Command, settings: Settings) -> Result<(), String> {
                 .await
                 .map_err(explain)?;
             println!("Password changed successfully for user '{username}'");
+            Ok(())
+        }
+        Command::FlushExpiredTokens => {
+            let state = AppState::connect(settings).await.map_err(fail)?;
+            let removed = state.tokens.prune().await.map_err(explain)?;
+            println!("{removed} expired token records deleted");
             Ok(())
         }
         Command::Openapi => Ok(()),

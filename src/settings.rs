@@ -16,6 +16,11 @@ pub struct Settings {
     pub log: LogSettings,
     pub passwords: PasswordSettings,
     pub users: UserSettings,
+    pub jwt: JwtSettings,
+    pub redis: RedisSettings,
+    /// `--dev`: allows an ephemeral or short signing key. Not a config key.
+    #[serde(skip)]
+    pub dev: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -69,6 +74,62 @@ pub struct UserSettings {
     pub page_size: u64,
 }
 
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JwtSettings {
+    pub algorithm: String,
+    #[serde(default)]
+    pub signing_key: String,
+    pub signing_key_file: String,
+    pub verifying_keys: Vec<String>,
+    pub verifying_key_files: Vec<String>,
+    #[serde(deserialize_with = "duration")]
+    pub access_token_lifetime: Duration,
+    #[serde(deserialize_with = "duration")]
+    pub refresh_token_lifetime: Duration,
+    pub rotate_refresh_tokens: bool,
+    pub blacklist_after_rotation: bool,
+    pub update_last_login: bool,
+    #[serde(deserialize_with = "duration")]
+    pub reuse_grace: Duration,
+    #[serde(deserialize_with = "duration")]
+    pub leeway: Duration,
+    pub audience: String,
+    pub issuer: String,
+    pub user_id_claim: String,
+    pub token_type_claim: String,
+    pub jti_claim: String,
+    pub auth_header_types: Vec<String>,
+    #[serde(deserialize_with = "duration")]
+    pub prune_interval: Duration,
+}
+
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisSettings {
+    pub url: String,
+    pub key_prefix: String,
+    #[serde(deserialize_with = "duration")]
+    pub timeout: Duration,
+}
+
+impl std::fmt::Debug for JwtSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print key material.
+        f.debug_struct("JwtSettings")
+            .field("algorithm", &self.algorithm)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for RedisSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisSettings")
+            .field("key_prefix", &self.key_prefix)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Why the settings could not be loaded; the message names the offending key.
 #[derive(Debug, thiserror::Error)]
 #[error("invalid settings: {0}")]
@@ -96,11 +157,17 @@ impl Settings {
                 .prefix_separator("__")
                 .separator("__")
                 .try_parsing(true)
+                .list_separator(",")
+                .with_list_parse_key("jwt.verifying_keys")
+                .with_list_parse_key("jwt.verifying_key_files")
+                .with_list_parse_key("jwt.auth_header_types")
                 .source(Some(tessera_vars)),
         );
         let fail = |e: config::ConfigError| SettingsError(e.to_string());
         builder = builder
             .set_override_option("database.url", env.get("DATABASE_URL").cloned())
+            .map_err(fail)?
+            .set_override_option("redis.url", env.get("REDIS_URL").cloned())
             .map_err(fail)?;
         let settings: Settings = builder
             .build()
@@ -139,7 +206,63 @@ impl Settings {
         if !(0.1..=1.0).contains(&p.max_similarity) {
             return bad("passwords.max_similarity", "must be between 0.1 and 1.0");
         }
+        let j = &self.jwt;
+        if self.jwt_algorithm().is_none() {
+            return bad(
+                "jwt.algorithm",
+                "must be one of HS256, HS384, HS512, RS256, RS384, RS512, ES256, ES384, EdDSA",
+            );
+        }
+        if !j.signing_key.is_empty() && !j.signing_key_file.is_empty() {
+            return bad(
+                "jwt.signing_key",
+                "set either jwt.signing_key or jwt.signing_key_file, not both",
+            );
+        }
+        if j.access_token_lifetime.is_zero() || j.refresh_token_lifetime.is_zero() {
+            return bad(
+                "jwt.access_token_lifetime",
+                "token lifetimes must be positive",
+            );
+        }
+        for (key, name) in [
+            ("jwt.user_id_claim", &j.user_id_claim),
+            ("jwt.token_type_claim", &j.token_type_claim),
+            ("jwt.jti_claim", &j.jti_claim),
+        ] {
+            if name.is_empty() || ["exp", "iat", "nbf", "iss", "aud"].contains(&name.as_str()) {
+                return bad(
+                    key,
+                    "must be a non-empty name other than exp, iat, nbf, iss and aud",
+                );
+            }
+        }
+        if j.auth_header_types.is_empty()
+            || j.auth_header_types
+                .iter()
+                .any(|t| t.is_empty() || t.contains(' '))
+        {
+            return bad(
+                "jwt.auth_header_types",
+                "must list at least one single word",
+            );
+        }
+        if !self.redis.url.is_empty() && redis::Client::open(self.redis.url.as_str()).is_err() {
+            return bad("redis.url", "is not a valid redis:// or rediss:// URL");
+        }
         Ok(())
+    }
+}
+
+impl Settings {
+    /// The configured JWT algorithm (validated at load).
+    pub fn jwt_algorithm(&self) -> Option<jsonwebtoken::Algorithm> {
+        use jsonwebtoken::Algorithm::*;
+        [
+            HS256, HS384, HS512, RS256, RS384, RS512, ES256, ES384, EdDSA,
+        ]
+        .into_iter()
+        .find(|a| format!("{a:?}") == self.jwt.algorithm)
     }
 }
 
@@ -179,6 +302,16 @@ mod tests {
         assert_eq!(s.server.bind.port(), 9000);
         assert_eq!(s.passwords.queue, 3);
         assert_eq!(s.database.url, "postgres://x@localhost/y");
+        let s = Settings::load_from(env(&[
+            ("REDIS_URL", "redis://127.0.0.1:6379/0"),
+            ("TESSERA__JWT__VERIFYING_KEY_FILES", "a.pem,b.pem"),
+            ("TESSERA__JWT__ACCESS_TOKEN_LIFETIME", "90s"),
+        ]))
+        .unwrap();
+        assert_eq!(s.redis.url, "redis://127.0.0.1:6379/0");
+        assert_eq!(s.jwt.verifying_key_files, vec!["a.pem", "b.pem"]);
+        assert_eq!(s.jwt.access_token_lifetime, Duration::from_secs(90));
+        assert_eq!(s.jwt_algorithm(), Some(jsonwebtoken::Algorithm::HS256));
     }
 
     #[test]
@@ -190,6 +323,8 @@ mod tests {
         assert!(err.to_string().contains("shutdown_timeout"), "{err}");
         let err = Settings::load_from(env(&[("TESSERA__SERVER__BINDD", "x")])).unwrap_err();
         assert!(err.to_string().contains("bindd"), "{err}");
+        let err = Settings::load_from(env(&[("TESSERA__JWT__ALGORITHM", "none")])).unwrap_err();
+        assert!(err.to_string().contains("jwt.algorithm"), "{err}");
         let err = Settings::load_from(env(&[("DATABASE_URL", "mysql://x")])).unwrap_err();
         assert!(err.to_string().contains("database.url"), "{err}");
     }

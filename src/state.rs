@@ -1,27 +1,44 @@
 //! The services every request may use, behind `Arc`s: cheap to clone into each request.
-use std::sync::Arc;
+use std::{path::PathBuf, sync::Arc};
 
 use sea_orm::DatabaseConnection;
 
 use crate::{
+    StartError,
     domain::{
-        DomainError,
+        keys::{KeyError, KeyRing},
         passwords::{BlockingPool, PasswordHasher, PasswordRules},
+        revocation::RevocationStore,
+        tokens::{JwtRules, TokenService},
         users::UserService,
     },
     settings::Settings,
-    store::{database, users::SqlUserStore},
+    store::{
+        database,
+        revocation::{RedisRevocations, SqlRevocations},
+        tokens::SqlTokenLedger,
+        users::SqlUserStore,
+    },
 };
 
 #[derive(Clone)]
 pub struct AppState {
     pub settings: Arc<Settings>,
     pub users: Arc<UserService>,
+    pub tokens: Arc<TokenService>,
 }
 
 impl AppState {
-    /// Wires the SQL stores into the services.
-    pub fn new(settings: Settings, db: DatabaseConnection) -> Result<Self, DomainError> {
+    /// Connects to the database (migrating when configured) and wires the stores into the services.
+    pub async fn connect(settings: Settings) -> Result<Self, StartError> {
+        let db = database::connect(&settings.database).await?;
+        if settings.database.migrate_on_start {
+            database::migrate(&db).await?;
+        }
+        Self::wire(settings, db)
+    }
+
+    fn wire(settings: Settings, db: DatabaseConnection) -> Result<Self, StartError> {
         let p = &settings.passwords;
         let workers = if p.workers == 0 {
             std::thread::available_parallelism()
@@ -37,19 +54,137 @@ impl AppState {
             BlockingPool::new(workers, p.queue),
         )?;
         let rules = PasswordRules::new(p.min_length, p.max_similarity);
-        let users = UserService::new(Arc::new(SqlUserStore::new(db)), Arc::new(hasher), rules);
+        let users = Arc::new(UserService::new(
+            Arc::new(SqlUserStore::new(db.clone())),
+            Arc::new(hasher),
+            rules,
+        ));
+
+        let sql_revocations = SqlRevocations::new(db.clone());
+        let revocations: Arc<dyn RevocationStore> = if settings.redis.url.is_empty() {
+            Arc::new(sql_revocations)
+        } else {
+            let r = &settings.redis;
+            Arc::new(RedisRevocations::new(
+                sql_revocations,
+                &r.url,
+                &r.key_prefix,
+                r.timeout,
+            )?)
+        };
+        let tokens = TokenService::new(
+            jwt_rules(&settings),
+            load_keys(&settings)?,
+            Arc::new(SqlTokenLedger::new(db)),
+            revocations,
+            users.clone(),
+        );
         Ok(Self {
             settings: Arc::new(settings),
-            users: Arc::new(users),
+            users,
+            tokens: Arc::new(tokens),
         })
     }
+}
 
-    /// Connects to the database (migrating when configured) and wires the state.
-    pub async fn connect(settings: Settings) -> Result<Self, crate::StartError> {
-        let db = database::connect(&settings.database).await?;
-        if settings.database.migrate_on_start {
-            database::migrate(&db).await?;
-        }
-        Ok(Self::new(settings, db)?)
+fn jwt_rules(settings: &Settings) -> JwtRules {
+    let j = &settings.jwt;
+    let optional = |s: &str| (!s.is_empty()).then(|| s.to_owned());
+    JwtRules {
+        access_lifetime: j.access_token_lifetime,
+        refresh_lifetime: j.refresh_token_lifetime,
+        rotate_refresh_tokens: j.rotate_refresh_tokens,
+        blacklist_after_rotation: j.blacklist_after_rotation,
+        update_last_login: j.update_last_login,
+        reuse_grace: j.reuse_grace,
+        leeway: j.leeway,
+        issuer: optional(&j.issuer),
+        audience: optional(&j.audience),
+        user_id_claim: j.user_id_claim.clone(),
+        token_type_claim: j.token_type_claim.clone(),
+        jti_claim: j.jti_claim.clone(),
     }
+}
+
+/// The signing key from the environment or a file; on the embedded SQLite setup a generated
+/// key file next to the database; with `--dev` an ephemeral one. Otherwise starting fails.
+fn load_keys(settings: &Settings) -> Result<KeyRing, StartError> {
+    let j = &settings.jwt;
+    let algorithm = settings
+        .jwt_algorithm()
+        .ok_or_else(|| KeyError("unknown algorithm".into()))?;
+    let read =
+        |path: &str| std::fs::read(path).map_err(|e| KeyError(format!("cannot read {path}: {e}")));
+    let hmac = algorithm.family() == jsonwebtoken::AlgorithmFamily::Hmac;
+    let signing = if !j.signing_key.is_empty() {
+        j.signing_key.clone().into_bytes()
+    } else if !j.signing_key_file.is_empty() {
+        trim_secret(read(&j.signing_key_file)?, hmac)
+    } else if let (true, Some(path)) = (hmac, embedded_key_path(settings)) {
+        embedded_key(&path)?
+    } else if settings.dev && hmac {
+        tracing::warn!("--dev: signing tokens with an ephemeral key; they die with this process");
+        crate::domain::keys::random_secret()
+    } else {
+        return Err(KeyError(
+            "jwt.signing_key (TESSERA__JWT__SIGNING_KEY) or jwt.signing_key_file is required"
+                .into(),
+        )
+        .into());
+    };
+    let mut others: Vec<Vec<u8>> = j
+        .verifying_keys
+        .iter()
+        .map(|k| k.clone().into_bytes())
+        .collect();
+    for path in &j.verifying_key_files {
+        others.push(trim_secret(read(path)?, hmac));
+    }
+    Ok(KeyRing::new(algorithm, &signing, &others, settings.dev)?)
+}
+
+/// A secret file's trailing newline is not part of the secret.
+fn trim_secret(mut bytes: Vec<u8>, hmac: bool) -> Vec<u8> {
+    if hmac {
+        while bytes.last().is_some_and(|b| b.is_ascii_whitespace()) {
+            bytes.pop();
+        }
+    }
+    bytes
+}
+
+/// `<folder of the SQLite file>/jwt-signing.key` for the embedded default; None for PostgreSQL.
+fn embedded_key_path(settings: &Settings) -> Option<PathBuf> {
+    let url = &settings.database.url;
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or("");
+    if path.is_empty() || path.contains(":memory:") {
+        return None;
+    }
+    let folder = std::path::Path::new(path)
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_default();
+    Some(folder.join("jwt-signing.key"))
+}
+
+/// Reads the embedded key file, creating it (owner-only) on first start.
+fn embedded_key(path: &std::path::Path) -> Result<Vec<u8>, KeyError> {
+    if let Ok(bytes) = std::fs::read(path) {
+        return Ok(trim_secret(bytes, true));
+    }
+    let secret = crate::domain::keys::random_secret();
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    use std::io::Write;
+    options
+        .open(path)
+        .and_then(|mut f| f.write_all(&secret))
+        .map_err(|e| KeyError(format!("cannot create {}: {e}", path.display())))?;
+    tracing::warn!(path = %path.display(), "generated a JWT signing key for the embedded setup; set TESSERA__JWT__SIGNING_KEY to share one");
+    Ok(secret)
 }

@@ -1,5 +1,8 @@
 //! The rules, and the small traits they need from storage. No HTTP, no SQL, no Redis here.
+pub mod keys;
 pub mod passwords;
+pub mod revocation;
+pub mod tokens;
 pub mod users;
 pub mod validation;
 
@@ -28,6 +31,9 @@ pub enum DomainError {
     /// A backing store is unreachable: retry shortly.
     #[error("a backing store is unavailable")]
     Unavailable,
+    /// A JWT was refused (SimpleJWT's reasons).
+    #[error(transparent)]
+    Token(#[from] tokens::TokenError),
     #[error("internal error: {0}")]
     Internal(String),
 }

@@ -7,9 +7,11 @@ use poem_openapi::{
     registry::{MetaSecurityScheme, Registry},
 };
 
+use serde_json::json;
+
 use super::error::ApiError;
 use crate::{
-    domain::{DomainError, users::User},
+    domain::{DomainError, tokens::TokenError, users::User},
     state::AppState,
 };
 
@@ -19,15 +21,52 @@ pub struct Caller {
 }
 
 const BASIC: &str = "basicAuth";
+const BEARER: &str = "bearerAuth";
 
 impl Caller {
+    /// Tries the schemes in DRF's order: JWT (`Bearer`, case-sensitive), then Basic.
     async fn authenticate(state: &AppState, header: Option<&str>) -> Result<Self, ApiError> {
         let header = header.unwrap_or("");
         let parts: Vec<&str> = header.split_whitespace().collect();
         match parts.first() {
+            Some(scheme)
+                if state
+                    .settings
+                    .jwt
+                    .auth_header_types
+                    .iter()
+                    .any(|t| t == scheme) =>
+            {
+                bearer(state, &parts).await
+            }
             Some(scheme) if scheme.eq_ignore_ascii_case("basic") => basic(state, &parts).await,
             _ => Err(ApiError::not_authenticated()),
         }
+    }
+}
+
+/// SimpleJWT's JWTAuthentication.
+async fn bearer(state: &AppState, parts: &[&str]) -> Result<Caller, ApiError> {
+    if parts.len() != 2 {
+        return Err(ApiError::body(
+            StatusCode::UNAUTHORIZED,
+            json!({"detail": "Authorization header must contain two space-delimited values", "code": "bad_authorization_header"}),
+        ));
+    }
+    match state.tokens.authenticate(parts[1]).await {
+        Ok(user) => Ok(Caller { user }),
+        Err(DomainError::Token(
+            e @ (TokenError::NoUser | TokenError::UserNotFound | TokenError::UserInactive),
+        )) => Err(ApiError::token(&e)),
+        Err(DomainError::Token(e)) => Err(ApiError::body(
+            StatusCode::UNAUTHORIZED,
+            json!({
+                "detail": "Given token not valid for any token type",
+                "code": "token_not_valid",
+                "messages": [{"token_class": "AccessToken", "token_type": "access", "message": e.to_string()}],
+            }),
+        )),
+        Err(other) => Err(other.into()),
     }
 }
 
@@ -66,6 +105,21 @@ impl<'a> ApiExtractor<'a> for Caller {
 
     fn register(registry: &mut Registry) {
         registry.create_security_scheme(
+            BEARER,
+            MetaSecurityScheme {
+                ty: "http",
+                description: Some(
+                    "An access token from POST /api/token/ (SimpleJWT's JWTAuthentication).",
+                ),
+                name: None,
+                key_in: None,
+                scheme: Some("bearer"),
+                bearer_format: Some("JWT"),
+                flows: None,
+                openid_connect_url: None,
+            },
+        );
+        registry.create_security_scheme(
             BASIC,
             MetaSecurityScheme {
                 ty: "http",
@@ -81,7 +135,7 @@ impl<'a> ApiExtractor<'a> for Caller {
     }
 
     fn security_schemes() -> Vec<&'static str> {
-        vec![BASIC]
+        vec![BEARER, BASIC]
     }
 
     async fn from_request(

@@ -11,7 +11,7 @@ use poem_openapi::{
 };
 use serde_json::{Value, json};
 
-use crate::domain::{DomainError, FieldErrors};
+use crate::domain::{DomainError, FieldErrors, tokens::TokenError};
 
 /// The challenge sent with every 401, as SimpleJWT's JWTAuthentication sends it.
 pub const WWW_AUTHENTICATE: &str = r#"Bearer realm="api""#;
@@ -42,6 +42,11 @@ impl ApiError {
         }
     }
 
+    /// Any DRF body with `status`.
+    pub fn body(status: StatusCode, body: Value) -> Self {
+        Self { status, body }
+    }
+
     /// 400 with field errors.
     pub fn fields(errors: FieldErrors) -> Self {
         Self {
@@ -56,6 +61,19 @@ impl ApiError {
             name.to_owned(),
             vec![message.to_owned()],
         )]))
+    }
+
+    /// SimpleJWT's `{"detail": ..., "code": ...}` for a refused token.
+    pub fn token(e: &TokenError) -> Self {
+        let code = match e {
+            TokenError::UserNotFound => "user_not_found",
+            TokenError::UserInactive => "user_inactive",
+            _ => "token_not_valid",
+        };
+        Self::body(
+            StatusCode::UNAUTHORIZED,
+            json!({ "detail": e.to_string(), "code": code }),
+        )
     }
 
     pub fn not_authenticated() -> Self {
@@ -100,6 +118,7 @@ impl From<DomainError> for ApiError {
                 "You do not have permission to perform this action.",
             ),
             DomainError::Busy | DomainError::Unavailable => Self::unavailable(),
+            DomainError::Token(e) => Self::token(&e),
             DomainError::Internal(why) => {
                 tracing::error!(error = %why, "internal error");
                 Self::internal()

@@ -3,6 +3,7 @@ mod body;
 mod caller;
 mod error;
 mod health;
+mod jwt;
 mod users;
 
 use std::time::Instant;
@@ -20,9 +21,9 @@ use crate::state::AppState;
 
 const REQUEST_ID: &str = "x-request-id";
 
-fn api() -> OpenApiService<(users::UsersApi, health::HealthApi), ()> {
+fn api() -> OpenApiService<(users::UsersApi, jwt::JwtApi, health::HealthApi), ()> {
     OpenApiService::new(
-        (users::UsersApi, health::HealthApi),
+        (users::UsersApi, jwt::JwtApi, health::HealthApi),
         "Tessera",
         env!("CARGO_PKG_VERSION"),
     )

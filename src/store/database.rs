@@ -9,9 +9,15 @@ use crate::{domain::StoreError, settings::DatabaseSettings};
 /// Connects with short timeouts so an outage answers 503 quickly instead of hanging.
 pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, StoreError> {
     let url = sqlite_url_with_folder(&settings.url)?;
+    // Every connection to `sqlite::memory:` is a database of its own: keep one.
+    let max = if url.contains(":memory:") {
+        1
+    } else {
+        settings.max_connections
+    };
     let mut options = ConnectOptions::new(url);
     options
-        .max_connections(settings.max_connections)
+        .max_connections(max)
         .min_connections(0)
         .acquire_timeout(settings.acquire_timeout)
         .connect_timeout(settings.acquire_timeout)

@@ -1,6 +1,8 @@
 //! Persistence adapters: sea-orm (and later Redis) behind the domain's traits.
 pub mod database;
 pub mod entities;
+pub mod revocation;
+pub mod tokens;
 pub mod users;
 
 use sea_orm::{DbErr, RuntimeErr, SqlErr};

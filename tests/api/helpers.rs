@@ -3,6 +3,8 @@
 use std::{collections::HashMap, sync::OnceLock};
 
 use reqwest::{Client, Method, RequestBuilder, Response, StatusCode};
+
+pub use crate::forge::forge;
 use sea_orm::{ConnectionTrait, Database};
 use serde_json::Value;
 use tessera::{Application, Settings, domain::users::Registration};
@@ -10,6 +12,8 @@ use tokio::sync::oneshot;
 use uuid::Uuid;
 
 pub const PASSWORD: &str = "correct horse battery";
+/// The HMAC key test apps sign with, so tests can forge tokens.
+pub const SIGNING_KEY: &str = "tessera-test-signing-key-0123456789abcdef";
 
 /// Where a test app keeps its data.
 #[derive(Clone, Copy, Debug)]
@@ -41,21 +45,42 @@ fn admin_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
 
-/// Whether PostgreSQL tests run; under `CI=true` an unreachable server fails the test.
+pub fn redis_url() -> String {
+    std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into())
+}
+
+/// Whether the PostgreSQL+Redis backend runs; under `CI=true` an unreachable server fails the test.
 pub async fn postgres_available() -> bool {
     static REACHABLE: OnceLock<bool> = OnceLock::new();
     if let Some(r) = REACHABLE.get() {
         return *r;
     }
-    let reachable = match Database::connect(admin_url()).await {
+    let postgres = match Database::connect(admin_url()).await {
         Ok(db) => db.execute_unprepared("SELECT 1").await.is_ok(),
         Err(_) => false,
     };
+    let redis = match redis::Client::open(redis_url()) {
+        Ok(client) => match client.get_multiplexed_async_connection().await {
+            Ok(mut conn) => redis::cmd("PING")
+                .query_async::<String>(&mut conn)
+                .await
+                .is_ok(),
+            Err(_) => false,
+        },
+        Err(_) => false,
+    };
+    let reachable = postgres && redis;
     if !reachable && std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("CI=true but PostgreSQL is unreachable at {}", admin_url());
+        panic!(
+            "CI=true but PostgreSQL ({}) or Redis ({}) is unreachable",
+            admin_url(),
+            redis_url()
+        );
     }
     if !reachable {
-        eprintln!("PostgreSQL unreachable: skipping its tests (set CI=true to make this an error)");
+        eprintln!(
+            "PostgreSQL or Redis unreachable: skipping their tests (set CI=true to make this an error)"
+        );
     }
     *REACHABLE.get_or_init(|| reachable)
 }
@@ -101,6 +126,8 @@ async fn fresh_postgres_database() -> String {
 /// A running app and a client for it.
 pub struct TestApp {
     pub base: String,
+    /// The Redis key prefix of this app (PostgreSQL+Redis backend only).
+    pub redis_prefix: Option<String>,
     pub client: Client,
     pub app_state: tessera::AppState,
     _dir: tempfile::TempDir,
@@ -119,6 +146,8 @@ impl TestApp {
             Backend::Sqlite => format!("sqlite://{}/tessera.db", dir.path().display()),
             Backend::Postgres => fresh_postgres_database().await,
         };
+        let redis_prefix = matches!(backend, Backend::Postgres)
+            .then(|| format!("tessera-test:{}:", Uuid::new_v4().simple()));
         let mut env: HashMap<String, String> = HashMap::from([
             ("TESSERA__SERVER__BIND".into(), "127.0.0.1:0".into()),
             ("DATABASE_URL".into(), database_url),
@@ -126,6 +155,16 @@ impl TestApp {
             ("TESSERA__PASSWORDS__MEMORY_KIB".into(), "4096".into()),
             ("TESSERA__PASSWORDS__ITERATIONS".into(), "1".into()),
         ]);
+        if let Some(prefix) = &redis_prefix {
+            env.insert("REDIS_URL".into(), redis_url());
+            env.insert("TESSERA__REDIS__KEY_PREFIX".into(), prefix.clone());
+        }
+        if !extra
+            .iter()
+            .any(|(k, _)| *k == "TESSERA__JWT__SIGNING_KEY_FILE")
+        {
+            env.insert("TESSERA__JWT__SIGNING_KEY".into(), SIGNING_KEY.into());
+        }
         env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let settings = Settings::load_from(env).expect("test settings");
         let app = Application::build(settings).await.expect("app starts");
@@ -137,6 +176,7 @@ impl TestApp {
         }));
         Self {
             base: format!("http://{addr}"),
+            redis_prefix,
             client: Client::new(),
             app_state,
             _dir: dir,
@@ -196,6 +236,46 @@ impl TestApp {
             id: user.id.to_string(),
             username,
             password: PASSWORD.into(),
+        }
+    }
+}
+
+impl TestApp {
+    /// Logs in through `/api/token/`; returns (access, refresh).
+    pub async fn login(&self, user: &TestUser) -> (String, String) {
+        let (status, body) = answer(
+            self.post_json(
+                "/api/token/",
+                serde_json::json!({"username": user.username, "password": user.password}),
+            )
+            .await,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        (
+            body["access"].as_str().unwrap().to_owned(),
+            body["refresh"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    /// Deletes this app's Redis keys, as a FLUSHALL or a restart without persistence would.
+    pub async fn flush_redis(&self) {
+        let Some(prefix) = &self.redis_prefix else {
+            return;
+        };
+        let client = redis::Client::open(redis_url()).unwrap();
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{prefix}*"))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if !keys.is_empty() {
+            redis::cmd("DEL")
+                .arg(keys)
+                .query_async::<()>(&mut conn)
+                .await
+                .unwrap();
         }
     }
 }

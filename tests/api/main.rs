@@ -4,5 +4,9 @@
 #[macro_use]
 mod helpers;
 mod cli;
+mod forge;
+mod interop;
+mod jwt;
+mod jwt_keys;
 mod openapi;
 mod users;

@@ -1,0 +1,199 @@
+//! The key ring: sign with the first key, accept every listed key (rotation), publish the public
+//! ones as a JWKS. Asymmetric keys are named by their RFC 7638 thumbprint (`kid`).
+use jsonwebtoken::{
+    Algorithm, AlgorithmFamily, DecodingKey, EncodingKey,
+    jwk::{Jwk, JwkSet, PublicKeyUse, ThumbprintHash},
+};
+
+/// Shortest HMAC secret accepted outside `--dev` (RFC 7518: at least the hash size).
+pub const MIN_HMAC_KEY_BYTES: usize = 32;
+
+/// Why keys could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[error("jwt keys: {0}")]
+pub struct KeyError(pub String);
+
+/// A key a token may be verified with.
+pub struct VerifyingKey {
+    pub kid: Option<String>,
+    pub key: DecodingKey,
+    /// The public JWK (asymmetric keys only).
+    pub jwk: Option<Jwk>,
+}
+
+pub struct KeyRing {
+    pub algorithm: Algorithm,
+    signing: EncodingKey,
+    signing_kid: Option<String>,
+    verifying: Vec<VerifyingKey>,
+}
+
+impl KeyRing {
+    /// `signing` is an HMAC secret or a private key in PEM; `others` are older HMAC secrets or
+    /// public keys in PEM, still accepted for verification.
+    pub fn new(
+        algorithm: Algorithm,
+        signing: &[u8],
+        others: &[Vec<u8>],
+        dev: bool,
+    ) -> Result<Self, KeyError> {
+        let bad = |e: jsonwebtoken::errors::Error| KeyError(e.to_string());
+        let family = algorithm.family();
+        if family == AlgorithmFamily::Hmac {
+            for key in std::iter::once(signing).chain(others.iter().map(Vec::as_slice)) {
+                if key.len() < MIN_HMAC_KEY_BYTES && !dev {
+                    return Err(KeyError(format!(
+                        "HMAC keys must be at least {MIN_HMAC_KEY_BYTES} bytes (run with --dev to allow shorter ones)"
+                    )));
+                }
+            }
+            let verifying = std::iter::once(signing)
+                .chain(others.iter().map(Vec::as_slice))
+                .map(|k| VerifyingKey {
+                    kid: None,
+                    key: DecodingKey::from_secret(k),
+                    jwk: None,
+                })
+                .collect();
+            return Ok(Self {
+                algorithm,
+                signing: EncodingKey::from_secret(signing),
+                signing_kid: None,
+                verifying,
+            });
+        }
+        let encoding = match family {
+            AlgorithmFamily::Rsa => EncodingKey::from_rsa_pem(signing),
+            AlgorithmFamily::Ec => EncodingKey::from_ec_pem(signing),
+            _ => EncodingKey::from_ed_pem(signing),
+        }
+        .map_err(bad)?;
+        let own = public_key(
+            Jwk::from_encoding_key(&encoding, algorithm).map_err(bad)?,
+            algorithm,
+        )?;
+        let signing_kid = own.kid.clone();
+        let mut verifying = vec![own];
+        for pem in others {
+            let decoding = match family {
+                AlgorithmFamily::Rsa => DecodingKey::from_rsa_pem(pem),
+                AlgorithmFamily::Ec => DecodingKey::from_ec_pem(pem),
+                _ => DecodingKey::from_ed_pem(pem),
+            }
+            .map_err(bad)?;
+            verifying.push(public_key(
+                Jwk::from_decoding_key(&decoding, Some(algorithm)).map_err(bad)?,
+                algorithm,
+            )?);
+        }
+        Ok(Self {
+            algorithm,
+            signing: encoding,
+            signing_kid,
+            verifying,
+        })
+    }
+
+    pub fn signing_key(&self) -> &EncodingKey {
+        &self.signing
+    }
+
+    pub fn signing_kid(&self) -> Option<&str> {
+        self.signing_kid.as_deref()
+    }
+
+    /// The keys to try for a token with this `kid` header: the named one, or every key without
+    /// an id. An unknown `kid` yields nothing.
+    pub fn candidates<'a>(
+        &'a self,
+        kid: Option<&'a str>,
+    ) -> impl Iterator<Item = &'a VerifyingKey> + 'a {
+        self.verifying
+            .iter()
+            .filter(move |k| k.kid.as_deref() == kid)
+    }
+
+    /// The public keys, for `/.well-known/jwks.json` (empty for HMAC).
+    pub fn jwks(&self) -> JwkSet {
+        JwkSet {
+            keys: self
+                .verifying
+                .iter()
+                .filter_map(|k| k.jwk.clone())
+                .collect(),
+        }
+    }
+}
+
+fn public_key(mut jwk: Jwk, algorithm: Algorithm) -> Result<VerifyingKey, KeyError> {
+    let kid = jwk
+        .thumbprint(ThumbprintHash::SHA256)
+        .map_err(|e| KeyError(e.to_string()))?;
+    jwk.common.key_id = Some(kid.clone());
+    jwk.common.public_key_use = Some(PublicKeyUse::Signature);
+    jwk.common.key_algorithm = Some(algorithm.into());
+    let key = DecodingKey::from_jwk(&jwk).map_err(|e| KeyError(e.to_string()))?;
+    Ok(VerifyingKey {
+        kid: Some(kid),
+        key,
+        jwk: Some(jwk),
+    })
+}
+
+/// 64 random hex characters (256 bits from the OS CSPRNG): a fresh HMAC secret.
+pub fn random_secret() -> Vec<u8> {
+    use rand::RngExt;
+    let bytes: [u8; 32] = rand::rng().random();
+    bytes
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<String>()
+        .into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> Vec<u8> {
+        std::fs::read(format!(
+            "{}/tests/api/keys/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn loads_asymmetric_keys_with_thumbprint_kids() {
+        for (alg, private, public) in [
+            (Algorithm::RS256, "rsa1.pem", "rsa2.pub.pem"),
+            (Algorithm::EdDSA, "ed1.pem", "ed1.pub.pem"),
+        ] {
+            let ring = KeyRing::new(alg, &fixture(private), &[fixture(public)], false).unwrap();
+            assert_eq!(ring.jwks().keys.len(), 2);
+            assert!(ring.signing_kid().is_some_and(|k| k.len() == 43));
+        }
+    }
+
+    #[test]
+    fn refuses_short_hmac_keys_outside_dev() {
+        assert!(KeyRing::new(Algorithm::HS256, b"short", &[], false).is_err());
+        assert!(KeyRing::new(Algorithm::HS256, b"short", &[], true).is_ok());
+        assert!(
+            KeyRing::new(
+                Algorithm::HS256,
+                &random_secret(),
+                &[b"old".to_vec()],
+                false
+            )
+            .is_err()
+        );
+        assert!(
+            KeyRing::new(Algorithm::HS256, &random_secret(), &[], false)
+                .unwrap()
+                .jwks()
+                .keys
+                .is_empty()
+        );
+    }
+}

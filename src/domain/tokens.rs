@@ -1,0 +1,545 @@
+//! JWTs the way SimpleJWT issues them, verified strictly: pinned algorithm, no key-bearing
+//! headers, required claims, explicit token types; refresh rotation with reuse detection.
+use std::{sync::Arc, time::Duration};
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use chrono::{DateTime, TimeZone, Utc};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use super::{
+    DomainError,
+    keys::KeyRing,
+    revocation::{OutstandingToken, RevocationStore, RevokedJti, TokenLedger},
+    users::{User, UserService},
+};
+
+/// The `token_type` claim's two values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenType {
+    Access,
+    Refresh,
+}
+
+impl TokenType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenType::Access => "access",
+            TokenType::Refresh => "refresh",
+        }
+    }
+}
+
+/// Why a token is refused; the messages are SimpleJWT's.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("Token is invalid")]
+    Invalid,
+    #[error("Token is expired")]
+    Expired,
+    #[error("Token has no type")]
+    NoType,
+    #[error("Token has wrong type")]
+    WrongType,
+    #[error("Token has no id")]
+    NoId,
+    #[error("Token has no '{0}' claim")]
+    MissingClaim(&'static str),
+    #[error("Token is blacklisted")]
+    Blacklisted,
+    #[error("Token contained no recognizable user identification")]
+    NoUser,
+    #[error("User not found")]
+    UserNotFound,
+    #[error("User is inactive")]
+    UserInactive,
+}
+
+/// SimpleJWT's settings, in snake_case.
+#[derive(Debug, Clone)]
+pub struct JwtRules {
+    pub access_lifetime: Duration,
+    pub refresh_lifetime: Duration,
+    pub rotate_refresh_tokens: bool,
+    pub blacklist_after_rotation: bool,
+    pub update_last_login: bool,
+    /// How long a rotated refresh token may be presented once more (0: never).
+    pub reuse_grace: Duration,
+    pub leeway: Duration,
+    pub issuer: Option<String>,
+    pub audience: Option<String>,
+    pub user_id_claim: String,
+    pub token_type_claim: String,
+    pub jti_claim: String,
+}
+
+/// The claims Tessera relies on, once a token is verified.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Claims {
+    pub token_type: TokenType,
+    pub exp: i64,
+    pub iat: Option<i64>,
+    pub jti: String,
+    /// The user id claim as text, when present.
+    pub user_id: Option<String>,
+}
+
+impl Claims {
+    fn user(&self) -> Result<Uuid, TokenError> {
+        self.user_id
+            .as_deref()
+            .and_then(|id| Uuid::parse_str(id).ok())
+            .ok_or(TokenError::NoUser)
+    }
+
+    fn expires_at(&self) -> DateTime<Utc> {
+        Utc.timestamp_opt(self.exp, 0)
+            .single()
+            .unwrap_or_else(Utc::now)
+    }
+}
+
+/// An access/refresh pair.
+pub struct TokenPair {
+    pub access: String,
+    pub refresh: String,
+}
+
+/// What a refresh answers: a new access token, and a new refresh token when rotating.
+pub struct Refreshed {
+    pub access: String,
+    pub refresh: Option<String>,
+}
+
+/// Issues, refreshes, verifies and revokes tokens.
+pub struct TokenService {
+    rules: JwtRules,
+    keys: KeyRing,
+    ledger: Arc<dyn TokenLedger>,
+    revocations: Arc<dyn RevocationStore>,
+    users: Arc<UserService>,
+}
+
+impl TokenService {
+    pub fn new(
+        rules: JwtRules,
+        keys: KeyRing,
+        ledger: Arc<dyn TokenLedger>,
+        revocations: Arc<dyn RevocationStore>,
+        users: Arc<UserService>,
+    ) -> Self {
+        Self {
+            rules,
+            keys,
+            ledger,
+            revocations,
+            users,
+        }
+    }
+
+    pub fn keys(&self) -> &KeyRing {
+        &self.keys
+    }
+
+    /// Username and password for a fresh pair (a new family). Any failure, including an inactive
+    /// user, is `InvalidCredentials`, so nothing is revealed.
+    pub async fn obtain(&self, username: &str, password: &str) -> Result<TokenPair, DomainError> {
+        let mut user = self.users.authenticate(username, password).await?;
+        if self.rules.update_last_login {
+            user.last_login = Some(Utc::now());
+            self.users.store().update(&user).await?;
+        }
+        let (pair, row) = self.mint(user.id, Uuid::new_v4(), None, Utc::now())?;
+        self.ledger.record(&row).await?;
+        Ok(pair)
+    }
+
+    /// Rotates a refresh token (or only issues an access token when rotation is off). A token
+    /// presented after it was rotated revokes its whole family, unless the grace lets it through.
+    pub async fn refresh(&self, token: &str) -> Result<Refreshed, DomainError> {
+        let claims = self.decode(token, Some(TokenType::Refresh))?;
+        let user_id = claims.user()?;
+        let now = Utc::now();
+        if !self.rules.rotate_refresh_tokens {
+            self.ensure_not_revoked(&claims, Some(user_id)).await?;
+            self.active_user(user_id).await?;
+            let (access, _, _) = self.encode(TokenType::Access, user_id, now)?;
+            return Ok(Refreshed {
+                access,
+                refresh: None,
+            });
+        }
+        // The ledger decides first: a rotated token is reuse even though it is also blacklisted.
+        let parent = match self.ledger.find(&claims.jti).await? {
+            Some(row) => row,
+            None => self.adopt(token, &claims, user_id, now).await?,
+        };
+        if parent.rotated_at.is_none() {
+            self.ensure_not_revoked(&claims, Some(user_id)).await?;
+        }
+        self.active_user(user_id).await?;
+        let (pair, child) = self.mint(user_id, parent.family, Some(parent.jti.clone()), now)?;
+        if parent.rotated_at.is_none() && self.ledger.rotate(&parent.jti, &child, now).await? {
+            if self.rules.blacklist_after_rotation {
+                // The rotation is committed: the client must get its new pair even if this fails
+                // (the ledger already refuses the parent on refresh).
+                let revoked = RevokedJti {
+                    jti: parent.jti,
+                    user_id: Some(user_id),
+                    expires_at: claims.expires_at(),
+                };
+                if let Err(e) = self.revocations.revoke(&[revoked]).await {
+                    tracing::error!(error = %e, "could not blacklist a rotated refresh token");
+                }
+            }
+            return Ok(Refreshed {
+                access: pair.access,
+                refresh: Some(pair.refresh),
+            });
+        }
+        // Already rotated (or a concurrent refresh won the race): the grace, or reuse.
+        let in_grace = !self.rules.reuse_grace.is_zero()
+            && !self
+                .revocations
+                .is_revoked(None, Some(user_id), claims.iat.unwrap_or(i64::MIN))
+                .await?
+            && self
+                .ledger
+                .rotate_in_grace(&parent.jti, &child, now - self.rules.reuse_grace)
+                .await?;
+        if in_grace {
+            return Ok(Refreshed {
+                access: pair.access,
+                refresh: Some(pair.refresh),
+            });
+        }
+        tracing::warn!(target: "tessera::audit", user_id = %user_id, family = %parent.family, "refresh token reuse detected: family revoked");
+        self.revoke_family(parent.family).await?;
+        Err(TokenError::Blacklisted.into())
+    }
+
+    /// A valid access or refresh token that is not revoked.
+    pub async fn verify(&self, token: &str) -> Result<(), DomainError> {
+        let claims = self.decode(token, None)?;
+        let user = claims.user().ok();
+        self.ensure_not_revoked(&claims, user).await
+    }
+
+    /// Revokes a refresh token and the access token issued with it.
+    pub async fn blacklist(&self, token: &str) -> Result<(), DomainError> {
+        let claims = self.decode(token, Some(TokenType::Refresh))?;
+        let user = claims.user().ok();
+        self.ensure_not_revoked(&claims, user).await?;
+        let mut revoked = vec![RevokedJti {
+            jti: claims.jti.clone(),
+            user_id: user,
+            expires_at: claims.expires_at(),
+        }];
+        if let Some(row) = self.ledger.find(&claims.jti).await? {
+            revoked.push(RevokedJti {
+                jti: row.access_jti,
+                user_id: user,
+                expires_at: row.access_expires_at,
+            });
+        }
+        self.revocations.revoke(&revoked).await?;
+        Ok(())
+    }
+
+    /// The user behind a `Bearer` access token.
+    pub async fn authenticate(&self, token: &str) -> Result<User, DomainError> {
+        let claims = self.decode(token, Some(TokenType::Access))?;
+        let user_id = claims.user()?;
+        self.ensure_not_revoked(&claims, Some(user_id)).await?;
+        self.active_user(user_id).await
+    }
+
+    /// Revokes every token of `user` issued until now. Answers once the next whole second has
+    /// begun, so a token issued after the call (its `iat` is in seconds) is never caught by it.
+    pub async fn revoke_all(&self, user: Uuid) -> Result<(), DomainError> {
+        let now = Utc::now();
+        let cutoff = now.timestamp() + 1;
+        let until = now + self.rules.refresh_lifetime + self.rules.leeway;
+        self.revocations.revoke_user(user, cutoff, until).await?;
+        tracing::info!(target: "tessera::audit", user_id = %user, "all tokens revoked");
+        let wait = (cutoff * 1000 - Utc::now().timestamp_millis()).max(0);
+        tokio::time::sleep(Duration::from_millis(wait.unsigned_abs())).await;
+        Ok(())
+    }
+
+    /// Deletes expired ledger and revocation rows; returns how many.
+    pub async fn prune(&self) -> Result<u64, DomainError> {
+        let now = Utc::now() - self.rules.leeway;
+        Ok(self.ledger.prune(now).await? + self.revocations.prune(now).await?)
+    }
+
+    /// Verifies signature and claims. `expected` None accepts access and refresh tokens.
+    pub fn decode(&self, token: &str, expected: Option<TokenType>) -> Result<Claims, TokenError> {
+        let claims = self.verified_claims(token)?;
+        let now = Utc::now().timestamp() as f64;
+        let leeway = self.rules.leeway.as_secs_f64();
+        let exp = match claims.get("exp") {
+            None => return Err(TokenError::MissingClaim("exp")),
+            Some(v) => v.as_f64().ok_or(TokenError::Invalid)?,
+        };
+        if exp + leeway <= now {
+            return Err(TokenError::Expired);
+        }
+        // Not yet valid, or issued in the future: refused, as is a non-numeric value.
+        for name in ["nbf", "iat"] {
+            if let Some(v) = claims.get(name)
+                && v.as_f64().ok_or(TokenError::Invalid)? > now + leeway
+            {
+                return Err(TokenError::Invalid);
+            }
+        }
+        if let Some(issuer) = &self.rules.issuer
+            && claims.get("iss").and_then(Value::as_str) != Some(issuer.as_str())
+        {
+            return Err(TokenError::Invalid);
+        }
+        if let Some(audience) = &self.rules.audience {
+            let matches = match claims.get("aud") {
+                Some(Value::String(a)) => a == audience,
+                Some(Value::Array(list)) => {
+                    list.iter().any(|a| a.as_str() == Some(audience.as_str()))
+                }
+                _ => false,
+            };
+            if !matches {
+                return Err(TokenError::Invalid);
+            }
+        }
+        let jti = match claims.get(&self.rules.jti_claim) {
+            None => return Err(TokenError::NoId),
+            Some(Value::String(s)) => s.clone(),
+            Some(_) => return Err(TokenError::Invalid),
+        };
+        let token_type = match claims.get(&self.rules.token_type_claim) {
+            None => return Err(TokenError::NoType),
+            Some(v) if v == "access" => TokenType::Access,
+            Some(v) if v == "refresh" => TokenType::Refresh,
+            Some(_) => return Err(TokenError::WrongType),
+        };
+        if expected.is_some_and(|e| e != token_type) {
+            return Err(TokenError::WrongType);
+        }
+        let user_id = match claims.get(&self.rules.user_id_claim) {
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(Value::Number(n)) => Some(n.to_string()),
+            _ => None,
+        };
+        let iat = claims.get("iat").and_then(Value::as_f64).map(|v| v as i64);
+        Ok(Claims {
+            token_type,
+            exp: exp as i64,
+            iat,
+            jti,
+            user_id,
+        })
+    }
+
+    /// The payload of a token whose header and signature check out under the pinned algorithm.
+    fn verified_claims(&self, token: &str) -> Result<Map<String, Value>, TokenError> {
+        let mut parts = token.split('.');
+        let (Some(header64), Some(payload64), Some(signature), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(TokenError::Invalid);
+        };
+        let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Invalid)?;
+        // Keys named or carried by the token itself are never trusted (RFC 8725 3.10).
+        if header.alg != self.keys.algorithm
+            || header.jku.is_some()
+            || header.jwk.is_some()
+            || header.x5u.is_some()
+            || header.x5c.is_some()
+            || header.crit.is_some()
+        {
+            return Err(TokenError::Invalid);
+        }
+        let message = &token[..header64.len() + 1 + payload64.len()];
+        let verified = self.keys.candidates(header.kid.as_deref()).any(|k| {
+            jsonwebtoken::crypto::verify(signature, message.as_bytes(), &k.key, self.keys.algorithm)
+                .unwrap_or(false)
+        });
+        if !verified {
+            return Err(TokenError::Invalid);
+        }
+        let payload = URL_SAFE_NO_PAD
+            .decode(payload64)
+            .map_err(|_| TokenError::Invalid)?;
+        match serde_json::from_slice(&payload) {
+            Ok(Value::Object(map)) => Ok(map),
+            _ => Err(TokenError::Invalid),
+        }
+    }
+
+    /// Signs a token with SimpleJWT's header and claim order.
+    fn encode(
+        &self,
+        token_type: TokenType,
+        user: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<(String, String, DateTime<Utc>), DomainError> {
+        let lifetime = match token_type {
+            TokenType::Access => self.rules.access_lifetime,
+            TokenType::Refresh => self.rules.refresh_lifetime,
+        };
+        let expires_at = now + lifetime;
+        let jti = Uuid::new_v4().simple().to_string();
+        let mut header = Map::new();
+        header.insert("alg".into(), format!("{:?}", self.keys.algorithm).into());
+        if let Some(kid) = self.keys.signing_kid() {
+            header.insert("kid".into(), kid.into());
+        }
+        header.insert("typ".into(), "JWT".into());
+        let mut payload = String::from("{");
+        let mut field = |name: &str, value: Value| {
+            if payload.len() > 1 {
+                payload.push(',');
+            }
+            payload.push_str(&Value::from(name).to_string());
+            payload.push(':');
+            payload.push_str(&value.to_string());
+        };
+        field(&self.rules.token_type_claim, token_type.as_str().into());
+        field("exp", expires_at.timestamp().into());
+        field("iat", now.timestamp().into());
+        field(&self.rules.jti_claim, jti.clone().into());
+        field(&self.rules.user_id_claim, user.to_string().into());
+        if let Some(aud) = &self.rules.audience {
+            field("aud", aud.clone().into());
+        }
+        if let Some(iss) = &self.rules.issuer {
+            field("iss", iss.clone().into());
+        }
+        payload.push('}');
+        let message = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(Value::Object(header).to_string()),
+            URL_SAFE_NO_PAD.encode(payload)
+        );
+        let signature = jsonwebtoken::crypto::sign(
+            message.as_bytes(),
+            self.keys.signing_key(),
+            self.keys.algorithm,
+        )
+        .map_err(|e| DomainError::Internal(format!("signing failed: {e}")))?;
+        Ok((format!("{message}.{signature}"), jti, expires_at))
+    }
+
+    /// A new pair in `family`, and the ledger row describing its refresh token.
+    fn mint(
+        &self,
+        user: Uuid,
+        family: Uuid,
+        parent_jti: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<(TokenPair, OutstandingToken), DomainError> {
+        let (access, access_jti, access_expires_at) = self.encode(TokenType::Access, user, now)?;
+        let (refresh, jti, expires_at) = self.encode(TokenType::Refresh, user, now)?;
+        let row = OutstandingToken {
+            jti,
+            user_id: user,
+            family,
+            parent_jti,
+            access_jti,
+            access_expires_at,
+            token_sha256: sha256_hex(&refresh),
+            created_at: now,
+            expires_at,
+            rotated_at: None,
+            grace_used: false,
+        };
+        Ok((TokenPair { access, refresh }, row))
+    }
+
+    /// A valid refresh token this ledger never issued (e.g. minted by the Django service being
+    /// replaced, with the shared key) starts a family of its own.
+    async fn adopt(
+        &self,
+        token: &str,
+        claims: &Claims,
+        user: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<OutstandingToken, DomainError> {
+        let row = OutstandingToken {
+            jti: claims.jti.clone(),
+            user_id: user,
+            family: Uuid::new_v4(),
+            parent_jti: None,
+            access_jti: String::new(),
+            access_expires_at: now,
+            token_sha256: sha256_hex(token),
+            created_at: now,
+            expires_at: claims.expires_at(),
+            rotated_at: None,
+            grace_used: false,
+        };
+        match self.ledger.record(&row).await {
+            Ok(()) => Ok(row),
+            // Adopted concurrently by another request: use the stored row.
+            Err(super::StoreError::Conflict(_)) => self
+                .ledger
+                .find(&claims.jti)
+                .await?
+                .ok_or(DomainError::Internal("ledger row vanished".into())),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn revoke_family(&self, family: Uuid) -> Result<(), DomainError> {
+        let rows = self.ledger.close_family(family, Utc::now()).await?;
+        let revoked: Vec<RevokedJti> = rows
+            .into_iter()
+            .flat_map(|row| {
+                let refresh = RevokedJti {
+                    jti: row.jti,
+                    user_id: Some(row.user_id),
+                    expires_at: row.expires_at,
+                };
+                let access = (!row.access_jti.is_empty()).then_some(RevokedJti {
+                    jti: row.access_jti,
+                    user_id: Some(row.user_id),
+                    expires_at: row.access_expires_at,
+                });
+                std::iter::once(refresh).chain(access)
+            })
+            .collect();
+        self.revocations.revoke(&revoked).await?;
+        Ok(())
+    }
+
+    async fn ensure_not_revoked(
+        &self,
+        claims: &Claims,
+        user: Option<Uuid>,
+    ) -> Result<(), DomainError> {
+        let iat = claims.iat.unwrap_or(i64::MIN);
+        if self
+            .revocations
+            .is_revoked(Some(&claims.jti), user, iat)
+            .await?
+        {
+            return Err(TokenError::Blacklisted.into());
+        }
+        Ok(())
+    }
+
+    async fn active_user(&self, id: Uuid) -> Result<User, DomainError> {
+        match self.users.store().by_id(id).await? {
+            None => Err(TokenError::UserNotFound.into()),
+            Some(user) if !user.is_active => Err(TokenError::UserInactive.into()),
+            Some(user) => Ok(user),
+        }
+    }
+}
+
+pub fn sha256_hex(text: &str) -> String {
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}

@@ -1,0 +1,280 @@
+//! SimpleJWT's endpoints (`/api/token/...`) and Djoser's aliases (`/auth/jwt/...`), plus JWKS.
+use poem::{http::StatusCode, web::Data};
+use poem_openapi::{ApiResponse, Object, OpenApi, Tags, payload::Json, types::Example};
+
+use super::{
+    body::{Body, Fields, FromFields},
+    caller::Caller,
+    error::ApiError,
+};
+use crate::{
+    domain::{DomainError, tokens::TokenError},
+    state::AppState,
+};
+
+#[derive(Tags)]
+enum Tag {
+    /// JSON Web Tokens (SimpleJWT's /api/token/ and Djoser's /auth/jwt/)
+    Jwt,
+}
+
+const SAMPLE_JWT: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJ0b2tlbl90eXBlIjoiYWNjZXNzIiwiZXhwIjoxNzk1MzMwMDA1LCJpYXQiOjE3OTUzMjk3MDUsImp0aSI6IjVlNmZmNWNjNDc1MTQ3MmY4ZjVkMDg1NDM5MTMwMWVmIiwidXNlcl9pZCI6IjAxOWFhN2M4LThkMzQtN2MxZS05YjNmLTJhMWQ1ZTZmN2E4YiJ9.c2lnbmF0dXJl";
+
+/// Credentials for a new token pair.
+#[derive(Object)]
+#[oai(rename = "TokenObtain", example)]
+pub struct ObtainRequest {
+    pub username: String,
+    #[oai(write_only)]
+    pub password: String,
+}
+
+impl Example for ObtainRequest {
+    fn example() -> Self {
+        Self {
+            username: "alice".into(),
+            password: "correct horse battery".into(),
+        }
+    }
+}
+
+impl FromFields for ObtainRequest {
+    fn read(f: &mut Fields) -> Self {
+        Self {
+            username: f.required("username"),
+            password: f.required("password"),
+        }
+    }
+}
+
+/// A fresh access/refresh pair.
+#[derive(Object)]
+#[oai(rename = "TokenPair", example)]
+pub struct PairBody {
+    pub refresh: String,
+    pub access: String,
+}
+
+impl Example for PairBody {
+    fn example() -> Self {
+        Self {
+            refresh: SAMPLE_JWT.into(),
+            access: SAMPLE_JWT.into(),
+        }
+    }
+}
+
+/// A refresh token.
+#[derive(Object)]
+#[oai(rename = "TokenRefresh", example)]
+pub struct RefreshRequest {
+    pub refresh: String,
+}
+
+impl Example for RefreshRequest {
+    fn example() -> Self {
+        Self {
+            refresh: SAMPLE_JWT.into(),
+        }
+    }
+}
+
+impl FromFields for RefreshRequest {
+    fn read(f: &mut Fields) -> Self {
+        Self {
+            refresh: f.required("refresh"),
+        }
+    }
+}
+
+/// A new access token, and a new refresh token when rotation is on.
+#[derive(Object)]
+#[oai(rename = "TokenRefreshed", example)]
+pub struct RefreshedBody {
+    pub access: String,
+    pub refresh: Option<String>,
+}
+
+impl Example for RefreshedBody {
+    fn example() -> Self {
+        Self {
+            access: SAMPLE_JWT.into(),
+            refresh: Some(SAMPLE_JWT.into()),
+        }
+    }
+}
+
+/// Any token to check.
+#[derive(Object)]
+#[oai(rename = "TokenVerify", example)]
+pub struct VerifyRequest {
+    pub token: String,
+}
+
+impl Example for VerifyRequest {
+    fn example() -> Self {
+        Self {
+            token: SAMPLE_JWT.into(),
+        }
+    }
+}
+
+impl FromFields for VerifyRequest {
+    fn read(f: &mut Fields) -> Self {
+        Self {
+            token: f.required("token"),
+        }
+    }
+}
+
+/// SimpleJWT's empty success body.
+#[derive(Object)]
+#[oai(rename = "Empty")]
+pub struct EmptyBody {}
+
+#[derive(ApiResponse)]
+pub enum Pair {
+    #[oai(status = 200)]
+    Ok(Json<PairBody>),
+}
+
+#[derive(ApiResponse)]
+pub enum Refreshed {
+    #[oai(status = 200)]
+    Ok(Json<RefreshedBody>),
+}
+
+#[derive(ApiResponse)]
+pub enum Done {
+    #[oai(status = 200)]
+    Ok(Json<EmptyBody>),
+}
+
+#[derive(ApiResponse)]
+pub enum Revoked {
+    /// Every token of the caller issued until now is revoked.
+    #[oai(status = 204)]
+    Revoked,
+}
+
+#[derive(ApiResponse)]
+pub enum Jwks {
+    /// The public verifying keys (empty for HMAC algorithms).
+    #[oai(status = 200)]
+    Ok(Json<serde_json::Value>),
+}
+
+type Answer<T> = Result<T, ApiError>;
+
+async fn obtain(state: &AppState, body: ObtainRequest) -> Answer<Pair> {
+    match state.tokens.obtain(&body.username, &body.password).await {
+        Ok(pair) => Ok(Pair::Ok(Json(PairBody {
+            refresh: pair.refresh,
+            access: pair.access,
+        }))),
+        Err(DomainError::InvalidCredentials) => Err(ApiError::detail(
+            StatusCode::UNAUTHORIZED,
+            "No active account found with the given credentials",
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn refresh(state: &AppState, body: RefreshRequest) -> Answer<Refreshed> {
+    let r = state.tokens.refresh(&body.refresh).await?;
+    Ok(Refreshed::Ok(Json(RefreshedBody {
+        access: r.access,
+        refresh: r.refresh,
+    })))
+}
+
+async fn verify(state: &AppState, body: VerifyRequest) -> Answer<Done> {
+    match state.tokens.verify(&body.token).await {
+        Ok(()) => Ok(Done::Ok(Json(EmptyBody {}))),
+        // SimpleJWT answers a blacklisted token here with a validation error, not a 401.
+        Err(DomainError::Token(TokenError::Blacklisted)) => {
+            Err(ApiError::field("non_field_errors", "Token is blacklisted"))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub struct JwtApi;
+
+#[OpenApi(tag = "Tag::Jwt")]
+impl JwtApi {
+    /// Obtain an access/refresh pair (SimpleJWT's TokenObtainPairView).
+    #[oai(path = "/api/token/", method = "post")]
+    async fn token(&self, state: Data<&AppState>, body: Body<ObtainRequest>) -> Answer<Pair> {
+        obtain(&state, body.0).await
+    }
+
+    /// Djoser's alias of `POST /api/token/`.
+    #[oai(path = "/auth/jwt/create/", method = "post")]
+    async fn jwt_create(&self, state: Data<&AppState>, body: Body<ObtainRequest>) -> Answer<Pair> {
+        obtain(&state, body.0).await
+    }
+
+    /// Exchange a refresh token for a new access token (and, rotating, a new refresh token).
+    /// Presenting a refresh token that was already rotated revokes its whole family.
+    #[oai(path = "/api/token/refresh/", method = "post")]
+    async fn token_refresh(
+        &self,
+        state: Data<&AppState>,
+        body: Body<RefreshRequest>,
+    ) -> Answer<Refreshed> {
+        refresh(&state, body.0).await
+    }
+
+    /// Djoser's alias of `POST /api/token/refresh/`.
+    #[oai(path = "/auth/jwt/refresh/", method = "post")]
+    async fn jwt_refresh(
+        &self,
+        state: Data<&AppState>,
+        body: Body<RefreshRequest>,
+    ) -> Answer<Refreshed> {
+        refresh(&state, body.0).await
+    }
+
+    /// Check an access or refresh token: signature, claims and revocation.
+    #[oai(path = "/api/token/verify/", method = "post")]
+    async fn token_verify(
+        &self,
+        state: Data<&AppState>,
+        body: Body<VerifyRequest>,
+    ) -> Answer<Done> {
+        verify(&state, body.0).await
+    }
+
+    /// Djoser's alias of `POST /api/token/verify/`.
+    #[oai(path = "/auth/jwt/verify/", method = "post")]
+    async fn jwt_verify(&self, state: Data<&AppState>, body: Body<VerifyRequest>) -> Answer<Done> {
+        verify(&state, body.0).await
+    }
+
+    /// Revoke a refresh token (logout); the access token issued with it is revoked too.
+    #[oai(path = "/api/token/blacklist/", method = "post")]
+    async fn token_blacklist(
+        &self,
+        state: Data<&AppState>,
+        body: Body<RefreshRequest>,
+    ) -> Answer<Done> {
+        state.tokens.blacklist(&body.0.refresh).await?;
+        Ok(Done::Ok(Json(EmptyBody {})))
+    }
+
+    /// Log out everywhere: revoke every token of the caller issued until now.
+    #[oai(path = "/api/token/revoke_all/", method = "post")]
+    async fn revoke_all(&self, state: Data<&AppState>, caller: Caller) -> Answer<Revoked> {
+        state.tokens.revoke_all(caller.user.id).await?;
+        Ok(Revoked::Revoked)
+    }
+
+    /// The public keys that verify Tessera's tokens (RFC 7517), each with its `kid`.
+    #[oai(path = "/.well-known/jwks.json", method = "get")]
+    async fn jwks(&self, state: Data<&AppState>) -> Jwks {
+        let set = serde_json::to_value(state.tokens.keys().jwks())
+            .unwrap_or_else(|_| serde_json::json!({"keys": []}));
+        Jwks::Ok(Json(set))
+    }
+}
