@@ -47,6 +47,13 @@ enum Command {
         /// Whose password to change.
         username: String,
     },
+    /// Print USERNAME's opaque key, creating it if needed (like DRF's drf_create_token).
+    CreateToken {
+        username: String,
+        /// Replace the user's existing keys with a new one.
+        #[arg(short, long)]
+        reset: bool,
+    },
     /// Delete expired refresh-token records and revocations (the server also does it every
     /// `jwt.prune_interval`).
     FlushExpiredTokens,
@@ -124,6 +131,23 @@ async fn run(command: Command, settings: Settings) -> Result<(), String> {
                 .await
                 .map_err(explain)?;
             println!("Password changed successfully for user '{username}'");
+            Ok(())
+        }
+        Command::CreateToken { username, reset } => {
+            let state = AppState::connect(settings).await.map_err(fail)?;
+            let user = state
+                .users
+                .store()
+                .by_username(&username)
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("user '{username}' does not exist"))?;
+            let key = state
+                .opaque
+                .key_for(&user, "tessera create-token", reset)
+                .await
+                .map_err(explain)?;
+            println!("Generated token {key} for user {username}");
             Ok(())
         }
         Command::FlushExpiredTokens => {
@@ -235,7 +259,10 @@ fn init_tracing(settings: &Settings) {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&settings.log.level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    // Logs go to stderr: stdout carries command output (keys, the OpenAPI document).
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match settings.log.format {
         LogFormat::Json => builder
             .json()

@@ -18,6 +18,7 @@ pub struct Settings {
     pub users: UserSettings,
     pub jwt: JwtSettings,
     pub redis: RedisSettings,
+    pub tokens: TokenSettings,
     /// `--dev`: allows an ephemeral or short signing key. Not a config key.
     #[serde(skip)]
     pub dev: bool,
@@ -102,6 +103,14 @@ pub struct JwtSettings {
     pub auth_header_types: Vec<String>,
     #[serde(deserialize_with = "duration")]
     pub prune_interval: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenSettings {
+    pub multiple: bool,
+    #[serde(deserialize_with = "duration")]
+    pub token_lifetime: Duration,
 }
 
 #[derive(Clone, Deserialize)]

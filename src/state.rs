@@ -2,11 +2,13 @@
 use std::{path::PathBuf, sync::Arc};
 
 use sea_orm::DatabaseConnection;
+use sha2::{Digest, Sha256};
 
 use crate::{
     StartError,
     domain::{
         keys::{KeyError, KeyRing},
+        opaque::{OpaqueRules, OpaqueTokenService},
         passwords::{BlockingPool, PasswordHasher, PasswordRules},
         revocation::RevocationStore,
         tokens::{JwtRules, TokenService},
@@ -15,6 +17,7 @@ use crate::{
     settings::Settings,
     store::{
         database,
+        opaque::SqlOpaqueTokenStore,
         revocation::{RedisRevocations, SqlRevocations},
         tokens::SqlTokenLedger,
         users::SqlUserStore,
@@ -26,6 +29,7 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub users: Arc<UserService>,
     pub tokens: Arc<TokenService>,
+    pub opaque: Arc<OpaqueTokenService>,
 }
 
 impl AppState {
@@ -72,17 +76,33 @@ impl AppState {
                 r.timeout,
             )?)
         };
+        let (keys, signing_material) = load_keys(&settings)?;
         let tokens = TokenService::new(
             jwt_rules(&settings),
-            load_keys(&settings)?,
-            Arc::new(SqlTokenLedger::new(db)),
+            keys,
+            Arc::new(SqlTokenLedger::new(db.clone())),
             revocations,
             users.clone(),
+        );
+        // Opaque keys are derived under a subkey of the signing key: no second secret to manage.
+        let opaque_secret =
+            Sha256::digest([b"tessera opaque tokens v1:".as_slice(), &signing_material].concat())
+                .to_vec();
+        let t = &settings.tokens;
+        let opaque = OpaqueTokenService::new(
+            Arc::new(SqlOpaqueTokenStore::new(db)),
+            users.clone(),
+            opaque_secret,
+            OpaqueRules {
+                multiple: t.multiple,
+                lifetime: (!t.token_lifetime.is_zero()).then_some(t.token_lifetime),
+            },
         );
         Ok(Self {
             settings: Arc::new(settings),
             users,
             tokens: Arc::new(tokens),
+            opaque: Arc::new(opaque),
         })
     }
 }
@@ -108,7 +128,7 @@ fn jwt_rules(settings: &Settings) -> JwtRules {
 
 /// The signing key from the environment or a file; on the embedded SQLite setup a generated
 /// key file next to the database; with `--dev` an ephemeral one. Otherwise starting fails.
-fn load_keys(settings: &Settings) -> Result<KeyRing, StartError> {
+fn load_keys(settings: &Settings) -> Result<(KeyRing, Vec<u8>), StartError> {
     let j = &settings.jwt;
     let algorithm = settings
         .jwt_algorithm()
@@ -140,7 +160,8 @@ fn load_keys(settings: &Settings) -> Result<KeyRing, StartError> {
     for path in &j.verifying_key_files {
         others.push(trim_secret(read(path)?, hmac));
     }
-    Ok(KeyRing::new(algorithm, &signing, &others, settings.dev)?)
+    let ring = KeyRing::new(algorithm, &signing, &others, settings.dev)?;
+    Ok((ring, signing))
 }
 
 /// A secret file's trailing newline is not part of the secret.

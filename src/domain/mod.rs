@@ -1,5 +1,6 @@
 //! The rules, and the small traits they need from storage. No HTTP, no SQL, no Redis here.
 pub mod keys;
+pub mod opaque;
 pub mod passwords;
 pub mod revocation;
 pub mod tokens;
@@ -31,6 +32,9 @@ pub enum DomainError {
     /// A backing store is unreachable: retry shortly.
     #[error("a backing store is unavailable")]
     Unavailable,
+    /// An opaque key was refused (DRF's reasons).
+    #[error(transparent)]
+    Opaque(#[from] opaque::OpaqueError),
     /// A JWT was refused (SimpleJWT's reasons).
     #[error(transparent)]
     Token(#[from] tokens::TokenError),

@@ -376,8 +376,8 @@ impl TokenService {
         }
     }
 
-    /// Signs a token with SimpleJWT's header and claim order.
-    fn encode(
+    /// Signs a token with SimpleJWT's header and claim order (no ledger record; see `obtain`).
+    pub fn encode(
         &self,
         token_type: TokenType,
         user: Uuid,

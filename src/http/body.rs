@@ -44,6 +44,18 @@ impl Fields {
         self.string(name, true, false).unwrap_or_default()
     }
 
+    /// A required string that keeps surrounding spaces (DRF's obtain_auth_token password).
+    pub fn required_untrimmed(&mut self, name: &str) -> String {
+        match self.map.get(name) {
+            Some(Value::String(s)) if !s.is_empty() => {
+                let s = s.clone();
+                self.check_nul(name, &s);
+                s
+            }
+            _ => self.string(name, true, false).unwrap_or_default(),
+        }
+    }
+
     /// An optional string; `None` when absent.
     pub fn optional(&mut self, name: &str, allow_blank: bool) -> Option<String> {
         self.string(name, false, allow_blank)

@@ -18,13 +18,16 @@ use crate::{
 /// The authenticated caller of an endpoint.
 pub struct Caller {
     pub user: User,
+    /// The SHA-256 of the opaque key presented, when the `Token` scheme was used.
+    pub opaque_key: Option<String>,
 }
 
 const BASIC: &str = "basicAuth";
 const BEARER: &str = "bearerAuth";
+const TOKEN: &str = "tokenAuth";
 
 impl Caller {
-    /// Tries the schemes in DRF's order: JWT (`Bearer`, case-sensitive), then Basic.
+    /// Tries the schemes in DRF's order: JWT (`Bearer`, case-sensitive), `Token`, then Basic.
     async fn authenticate(state: &AppState, header: Option<&str>) -> Result<Self, ApiError> {
         let header = header.unwrap_or("");
         let parts: Vec<&str> = header.split_whitespace().collect();
@@ -39,6 +42,7 @@ impl Caller {
             {
                 bearer(state, &parts).await
             }
+            Some(scheme) if scheme.eq_ignore_ascii_case("token") => opaque(state, &parts).await,
             Some(scheme) if scheme.eq_ignore_ascii_case("basic") => basic(state, &parts).await,
             _ => Err(ApiError::not_authenticated()),
         }
@@ -54,7 +58,10 @@ async fn bearer(state: &AppState, parts: &[&str]) -> Result<Caller, ApiError> {
         ));
     }
     match state.tokens.authenticate(parts[1]).await {
-        Ok(user) => Ok(Caller { user }),
+        Ok(user) => Ok(Caller {
+            user,
+            opaque_key: None,
+        }),
         Err(DomainError::Token(
             e @ (TokenError::NoUser | TokenError::UserNotFound | TokenError::UserInactive),
         )) => Err(ApiError::token(&e)),
@@ -67,6 +74,24 @@ async fn bearer(state: &AppState, parts: &[&str]) -> Result<Caller, ApiError> {
             }),
         )),
         Err(other) => Err(other.into()),
+    }
+}
+
+/// DRF's TokenAuthentication.
+async fn opaque(state: &AppState, parts: &[&str]) -> Result<Caller, ApiError> {
+    let failed = |msg: &str| ApiError::detail(StatusCode::UNAUTHORIZED, msg);
+    match parts.len() {
+        1 => Err(failed("Invalid token header. No credentials provided.")),
+        2 => {
+            let (user, hash) = state.opaque.authenticate(parts[1]).await?;
+            Ok(Caller {
+                user,
+                opaque_key: Some(hash),
+            })
+        }
+        _ => Err(failed(
+            "Invalid token header. Token string should not contain spaces.",
+        )),
     }
 }
 
@@ -92,7 +117,10 @@ async fn basic(state: &AppState, parts: &[&str]) -> Result<Caller, ApiError> {
         ));
     };
     match state.users.authenticate(username, password).await {
-        Ok(user) => Ok(Caller { user }),
+        Ok(user) => Ok(Caller {
+            user,
+            opaque_key: None,
+        }),
         Err(DomainError::InvalidCredentials) => Err(failed("Invalid username/password.")),
         Err(other) => Err(other.into()),
     }
@@ -120,6 +148,19 @@ impl<'a> ApiExtractor<'a> for Caller {
             },
         );
         registry.create_security_scheme(
+            TOKEN,
+            MetaSecurityScheme {
+                ty: "apiKey",
+                description: Some("`Token <key>` with a key from POST /auth/token/login/ (DRF's TokenAuthentication)."),
+                name: Some("Authorization"),
+                key_in: Some("header"),
+                scheme: None,
+                bearer_format: None,
+                flows: None,
+                openid_connect_url: None,
+            },
+        );
+        registry.create_security_scheme(
             BASIC,
             MetaSecurityScheme {
                 ty: "http",
@@ -135,7 +176,7 @@ impl<'a> ApiExtractor<'a> for Caller {
     }
 
     fn security_schemes() -> Vec<&'static str> {
-        vec![BEARER, BASIC]
+        vec![BEARER, TOKEN, BASIC]
     }
 
     async fn from_request(

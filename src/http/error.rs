@@ -119,6 +119,7 @@ impl From<DomainError> for ApiError {
             ),
             DomainError::Busy | DomainError::Unavailable => Self::unavailable(),
             DomainError::Token(e) => Self::token(&e),
+            DomainError::Opaque(e) => Self::detail(StatusCode::UNAUTHORIZED, &e.to_string()),
             DomainError::Internal(why) => {
                 tracing::error!(error = %why, "internal error");
                 Self::internal()

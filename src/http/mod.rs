@@ -4,6 +4,7 @@ mod caller;
 mod error;
 mod health;
 mod jwt;
+mod token_login;
 mod users;
 
 use std::time::Instant;
@@ -21,9 +22,22 @@ use crate::state::AppState;
 
 const REQUEST_ID: &str = "x-request-id";
 
-fn api() -> OpenApiService<(users::UsersApi, jwt::JwtApi, health::HealthApi), ()> {
+fn api() -> OpenApiService<
+    (
+        users::UsersApi,
+        jwt::JwtApi,
+        token_login::TokenLoginApi,
+        health::HealthApi,
+    ),
+    (),
+> {
     OpenApiService::new(
-        (users::UsersApi, jwt::JwtApi, health::HealthApi),
+        (
+            users::UsersApi,
+            jwt::JwtApi,
+            token_login::TokenLoginApi,
+            health::HealthApi,
+        ),
         "Tessera",
         env!("CARGO_PKG_VERSION"),
     )

@@ -21,7 +21,14 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, 
         .min_connections(0)
         .acquire_timeout(settings.acquire_timeout)
         .connect_timeout(settings.acquire_timeout)
-        .sqlx_logging(false);
+        .sqlx_logging(false)
+        // WAL lets readers run beside the writer; NORMAL sync is durable across process crashes
+        // (SQLite's recommendation for WAL); the busy timeout queues writers instead of failing.
+        .map_sqlx_sqlite_opts(|o| {
+            o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
+                .busy_timeout(std::time::Duration::from_secs(5))
+        });
     Database::connect(options)
         .await
         .map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", redact(&settings.url))))

@@ -1,6 +1,7 @@
 //! Persistence adapters: sea-orm (and later Redis) behind the domain's traits.
 pub mod database;
 pub mod entities;
+pub mod opaque;
 pub mod revocation;
 pub mod tokens;
 pub mod users;

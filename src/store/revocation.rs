@@ -163,6 +163,8 @@ pub struct RedisRevocations {
     prefix: String,
     /// Redis may be missing entries: answer from SQL until a rebuild succeeds.
     stale: Arc<AtomicBool>,
+    /// Failed writes so far; a rebuild only clears `stale` if none failed while it copied.
+    failed_writes: Arc<AtomicU64>,
     rebuilding: Arc<Mutex<()>>,
     /// When the last rebuild was attempted (unix ms): at most one attempt a second while Redis is down.
     last_attempt: Arc<AtomicI64>,
@@ -192,6 +194,7 @@ impl RedisRevocations {
             redis,
             prefix: prefix.to_owned(),
             stale: Arc::new(AtomicBool::new(true)),
+            failed_writes: Arc::new(AtomicU64::new(0)),
             rebuilding: Arc::new(Mutex::new(())),
             last_attempt: Arc::new(AtomicI64::new(0)),
             fallbacks: Arc::new(AtomicU64::new(0)),
@@ -215,13 +218,13 @@ impl RedisRevocations {
         let Ok(_guard) = self.rebuilding.try_lock() else {
             return Ok(()); // another task is rebuilding
         };
-        // Cleared first: a write that fails during the copy sets it again.
-        self.stale.store(false, Ordering::SeqCst);
-        let result = self.copy_sql_to_redis().await;
-        if result.is_err() {
-            self.stale.store(true, Ordering::SeqCst);
+        let failures_before = self.failed_writes.load(Ordering::SeqCst);
+        self.copy_sql_to_redis().await?;
+        // A write that failed during the copy may be missing from Redis: stay stale for it.
+        if self.failed_writes.load(Ordering::SeqCst) == failures_before {
+            self.stale.store(false, Ordering::SeqCst);
         }
-        result
+        Ok(())
     }
 
     async fn copy_sql_to_redis(&self) -> Result<(), StoreError> {
@@ -258,6 +261,7 @@ impl RedisRevocations {
     /// Marks Redis stale after a failed write, and repairs it in the background.
     fn write_failed(&self, e: &redis::RedisError) {
         tracing::warn!(error = %e, "redis write failed: revocation checks use SQL until Redis is rebuilt");
+        self.failed_writes.fetch_add(1, Ordering::SeqCst);
         self.stale.store(true, Ordering::SeqCst);
     }
 

@@ -79,6 +79,30 @@ async fn createsuperuser_without_input_makes_a_staff_user_that_can_log_in() {
         .unwrap();
     assert!(!out.status.success(), "weak passwords are refused");
 
+    // drf_create_token: the same key until -r replaces it.
+    let token = |args: &[&str]| {
+        let out = tessera(dir.path())
+            .arg("create-token")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .nth(2)
+            .unwrap()
+            .to_owned()
+    };
+    let key = token(&["root"]);
+    assert_eq!(key.len(), 40);
+    assert_eq!(token(&["root"]), key);
+    let reset = token(&["root", "-r"]);
+    assert_ne!(reset, key);
+
     // Serve the same database and list users as the superuser.
     let url = format!("sqlite://{}/data/tessera.db", dir.path().display());
     let settings = tessera::Settings::load_from(
@@ -104,6 +128,17 @@ async fn createsuperuser_without_input_makes_a_staff_user_that_can_log_in() {
     assert_eq!(response.status(), StatusCode::OK);
     let users: serde_json::Value = response.json().await.unwrap();
     assert_eq!(users.as_array().unwrap().len(), 1);
+    let response = reqwest::Client::new()
+        .get(format!("{base}/auth/users/me/"))
+        .header("Authorization", format!("Token {reset}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "the CLI's key authenticates"
+    );
 }
 
 #[test]

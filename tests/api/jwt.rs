@@ -26,6 +26,7 @@ on_every_backend!(
     revocations_survive_a_redis_flush,
     an_unreachable_redis_falls_back_to_sql_and_never_accepts_a_revoked_token,
     expired_records_are_pruned,
+    issuer_audience_and_claim_names_follow_the_settings,
 );
 
 fn now() -> i64 {
@@ -812,5 +813,70 @@ async fn expired_records_are_pruned(backend: Backend) {
         app.app_state.tokens.prune().await.unwrap(),
         3,
         "the ledger row and both revocations"
+    );
+}
+
+async fn issuer_audience_and_claim_names_follow_the_settings(backend: Backend) {
+    let app = TestApp::spawn_with(
+        backend,
+        &[
+            ("TESSERA__JWT__ISSUER", "https://id.example"),
+            ("TESSERA__JWT__AUDIENCE", "shop"),
+            ("TESSERA__JWT__USER_ID_CLAIM", "sub"),
+            ("TESSERA__JWT__TOKEN_TYPE_CLAIM", "typ"),
+            ("TESSERA__JWT__UPDATE_LAST_LOGIN", "true"),
+            ("TESSERA__JWT__AUTH_HEADER_TYPES", "JWT,Bearer"),
+        ],
+    )
+    .await;
+    let user = app.register("olga").await;
+    let (access, _) = app.login(&user).await;
+    let claims = claims_of(&access);
+    assert_eq!(claims["iss"], "https://id.example");
+    assert_eq!(claims["aud"], "shop");
+    assert_eq!(claims["sub"], json!(user.id));
+    assert_eq!(claims["typ"], "access");
+    assert!(claims.get("user_id").is_none() && claims.get("token_type").is_none());
+    assert_eq!(
+        me(&app, &format!("JWT {access}")).await.0,
+        StatusCode::OK,
+        "every configured header type works"
+    );
+    assert_eq!(
+        me(&app, &format!("Bearer {access}")).await.0,
+        StatusCode::OK
+    );
+    let stored = app
+        .app_state
+        .users
+        .store()
+        .by_id(user.id.parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        stored.last_login.is_some(),
+        "update_last_login stamps the login"
+    );
+
+    let mut other = claims.clone();
+    other["aud"] = json!("elsewhere");
+    let mut untrusted = claims.clone();
+    untrusted["iss"] = json!("https://evil.example");
+    let mut missing = claims.clone();
+    missing.as_object_mut().unwrap().remove("aud");
+    for forged in [other, untrusted, missing] {
+        let (status, body) =
+            post(&app, "/api/token/verify/", json!({"token": token(forged)})).await;
+        assert_eq!(
+            (status, body),
+            (StatusCode::UNAUTHORIZED, invalid("Token is invalid"))
+        );
+    }
+    assert_eq!(
+        post(&app, "/api/token/verify/", json!({"token": token(claims)}))
+            .await
+            .0,
+        StatusCode::OK
     );
 }

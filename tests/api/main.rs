@@ -8,5 +8,6 @@ mod forge;
 mod interop;
 mod jwt;
 mod jwt_keys;
+mod opaque;
 mod openapi;
 mod users;

@@ -1,0 +1,72 @@
+//! Micro-benchmarks of the token hot path: issuing a token and verifying one (signature + claims).
+//! `cargo bench --bench tokens`
+use std::collections::HashMap;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use tessera::{AppState, Settings, domain::tokens::TokenType};
+
+fn state(runtime: &tokio::runtime::Runtime) -> AppState {
+    let env: HashMap<String, String> = [
+        ("DATABASE_URL", "sqlite::memory:"),
+        (
+            "TESSERA__JWT__SIGNING_KEY",
+            "bench-signing-key-0123456789abcdef0123456789",
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    let settings = Settings::load_from(env).expect("settings");
+    runtime
+        .block_on(AppState::connect(settings))
+        .expect("state")
+}
+
+fn tokens(c: &mut Criterion) {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let state = state(&runtime);
+    let user = uuid::Uuid::now_v7();
+    let (token, _, _) = state
+        .tokens
+        .encode(TokenType::Access, user, chrono::Utc::now())
+        .expect("token");
+    c.bench_function("issue access token (HS256)", |b| {
+        b.iter(|| {
+            state
+                .tokens
+                .encode(TokenType::Access, user, chrono::Utc::now())
+                .expect("token")
+        })
+    });
+    c.bench_function("verify access token (HS256, signature + claims)", |b| {
+        b.iter(|| {
+            state
+                .tokens
+                .decode(&token, Some(TokenType::Access))
+                .expect("valid")
+        })
+    });
+}
+
+/// One argon2id verification with the default (OWASP) cost: what a login costs a core.
+fn passwords(c: &mut Criterion) {
+    use argon2::{PasswordHasher, PasswordVerifier};
+    let argon = argon2::Argon2::default();
+    let hash = argon
+        .hash_password(b"correct horse battery")
+        .expect("hash")
+        .to_string();
+    let mut group = c.benchmark_group("passwords");
+    group.sample_size(20);
+    group.bench_function("argon2id verify (m=19456 KiB, t=2, p=1)", |b| {
+        b.iter(|| {
+            argon
+                .verify_password(b"correct horse battery", hash.as_str())
+                .is_ok()
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, tokens, passwords);
+criterion_main!(benches);

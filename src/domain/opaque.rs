@@ -1,0 +1,206 @@
+//! Opaque keys like DRF's authtoken: 40 hex characters, only their SHA-256 stored. With one key
+//! per user (DRF's behaviour) a repeated login returns the same key without storing it: the key
+//! is derived as HMAC(secret, user id + a random nonce kept in the row); logout deletes the row,
+//! so the next login draws a new nonce and a new key.
+use std::{sync::Arc, time::Duration};
+
+use chrono::{DateTime, Utc};
+use hmac::{KeyInit, Mac};
+use rand::RngExt;
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+use uuid::Uuid;
+
+use super::{
+    DomainError, StoreError,
+    tokens::sha256_hex,
+    users::{User, UserService},
+};
+
+/// A stored key (its hash, never the key).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpaqueToken {
+    pub key_sha256: String,
+    pub user_id: Uuid,
+    /// The derivation nonce (one-key-per-user mode); empty for random keys.
+    pub nonce: String,
+    /// The device (User-Agent) that logged in.
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+#[async_trait::async_trait]
+pub trait OpaqueTokenStore: Send + Sync {
+    async fn insert(&self, token: &OpaqueToken) -> Result<(), StoreError>;
+    async fn by_hash(&self, key_sha256: &str) -> Result<Option<OpaqueToken>, StoreError>;
+    /// The user's keys, oldest first.
+    async fn for_user(&self, user: Uuid) -> Result<Vec<OpaqueToken>, StoreError>;
+    async fn delete(&self, key_sha256: &str) -> Result<(), StoreError>;
+    async fn delete_for_user(&self, user: Uuid) -> Result<u64, StoreError>;
+    async fn touch(&self, key_sha256: &str, at: DateTime<Utc>) -> Result<(), StoreError>;
+}
+
+/// How opaque keys are handed out.
+#[derive(Debug, Clone)]
+pub struct OpaqueRules {
+    /// Several keys per user (one per device) instead of DRF's one.
+    pub multiple: bool,
+    /// Keys expire after this long; None never.
+    pub lifetime: Option<Duration>,
+}
+
+/// Why a presented key is refused (DRF's TokenAuthentication messages).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OpaqueError {
+    #[error("Invalid token.")]
+    Invalid,
+    #[error("User inactive or deleted.")]
+    Inactive,
+}
+
+pub struct OpaqueTokenService {
+    store: Arc<dyn OpaqueTokenStore>,
+    users: Arc<UserService>,
+    secret: Vec<u8>,
+    rules: OpaqueRules,
+}
+
+/// `last_used_at` is written at most this often per key (a write per request would be costly).
+const TOUCH_EVERY: chrono::TimeDelta = chrono::TimeDelta::minutes(1);
+
+impl OpaqueTokenService {
+    pub fn new(
+        store: Arc<dyn OpaqueTokenStore>,
+        users: Arc<UserService>,
+        secret: Vec<u8>,
+        rules: OpaqueRules,
+    ) -> Self {
+        Self {
+            store,
+            users,
+            secret,
+            rules,
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn OpaqueTokenStore> {
+        &self.store
+    }
+
+    /// The caller's key after checking its password (a fresh one, or DRF's same key again).
+    pub async fn login(
+        &self,
+        username: &str,
+        password: &str,
+        device: &str,
+    ) -> Result<String, DomainError> {
+        let user = self.users.authenticate(username, password).await?;
+        self.key_for(&user, device, false).await
+    }
+
+    /// The user's key: with `reset`, earlier keys are deleted first (drf_create_token -r).
+    pub async fn key_for(
+        &self,
+        user: &User,
+        device: &str,
+        reset: bool,
+    ) -> Result<String, DomainError> {
+        if reset {
+            self.store.delete_for_user(user.id).await?;
+        }
+        let now = Utc::now();
+        if !self.rules.multiple {
+            for row in self.store.for_user(user.id).await? {
+                let key = self.derive(user.id, &row.nonce);
+                let usable = row.expires_at.is_none_or(|e| e > now);
+                if usable
+                    && bool::from(sha256_hex(&key).as_bytes().ct_eq(row.key_sha256.as_bytes()))
+                {
+                    return Ok(key);
+                }
+                // Expired, or derived with another secret: replace it.
+                self.store.delete(&row.key_sha256).await?;
+            }
+        }
+        let (key, nonce) = if self.rules.multiple {
+            (random_hex(20), String::new())
+        } else {
+            let nonce = random_hex(16);
+            (self.derive(user.id, &nonce), nonce)
+        };
+        let row = OpaqueToken {
+            key_sha256: sha256_hex(&key),
+            user_id: user.id,
+            nonce,
+            name: device.chars().take(200).collect(),
+            created_at: now,
+            last_used_at: None,
+            expires_at: self.rules.lifetime.map(|l| now + l),
+        };
+        self.store.insert(&row).await?;
+        Ok(key)
+    }
+
+    /// The active user behind a presented key, and the key's hash.
+    pub async fn authenticate(&self, key: &str) -> Result<(User, String), DomainError> {
+        let hash = sha256_hex(key);
+        let row = self
+            .store
+            .by_hash(&hash)
+            .await?
+            .ok_or(DomainError::Opaque(OpaqueError::Invalid))?;
+        let now = Utc::now();
+        if row.expires_at.is_some_and(|e| e <= now) {
+            self.store.delete(&hash).await?;
+            return Err(OpaqueError::Invalid.into());
+        }
+        let user = match self.users.store().by_id(row.user_id).await? {
+            Some(user) if user.is_active => user,
+            _ => return Err(OpaqueError::Inactive.into()),
+        };
+        if row.last_used_at.is_none_or(|t| now - t >= TOUCH_EVERY) {
+            self.store.touch(&hash, now).await?;
+        }
+        Ok((user, hash))
+    }
+
+    /// Logout: the presented key only when several are allowed, else all of the user's keys.
+    pub async fn logout(&self, user: Uuid, presented: Option<&str>) -> Result<(), DomainError> {
+        match presented {
+            Some(hash) if self.rules.multiple => self.store.delete(hash).await?,
+            _ => {
+                self.store.delete_for_user(user).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes every key of `user` (password change, account lock).
+    pub async fn revoke_all(&self, user: Uuid) -> Result<(), DomainError> {
+        self.store.delete_for_user(user).await?;
+        Ok(())
+    }
+
+    fn derive(&self, user: Uuid, nonce: &str) -> String {
+        // HMAC accepts keys of any length: new_from_slice cannot fail for it.
+        let Ok(mut mac) = hmac::Hmac::<Sha256>::new_from_slice(&self.secret) else {
+            return random_hex(20);
+        };
+        mac.update(user.as_bytes());
+        mac.update(nonce.as_bytes());
+        mac.finalize().into_bytes()[..20]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+}
+
+/// `bytes` random bytes from rand's OS-seeded CSPRNG, as lowercase hex (DRF: 20 bytes, 160 bits).
+pub fn random_hex(bytes: usize) -> String {
+    let mut rng = rand::rng();
+    (0..bytes)
+        .map(|_| format!("{:02x}", rng.random::<u8>()))
+        .collect()
+}

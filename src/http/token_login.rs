@@ -1,0 +1,263 @@
+//! Opaque keys: Djoser's `/auth/token/login/` and `/logout/`, DRF's `obtain_auth_token`, and the
+//! caller's key list when several keys per user are allowed.
+use chrono::{DateTime, Utc};
+use poem::{Request, http::StatusCode, web::Data};
+use poem_openapi::{
+    ApiResponse, Object, OpenApi, Tags, param::Path, payload::Json, types::Example,
+};
+
+use super::{
+    body::{Body, Fields, FromFields},
+    caller::Caller,
+    error::ApiError,
+};
+use crate::{domain::DomainError, state::AppState};
+
+#[derive(Tags)]
+enum Tag {
+    /// Opaque tokens (DRF's authtoken, Djoser's /auth/token/)
+    Tokens,
+}
+
+const SAMPLE_KEY: &str = "9944b09199c62bcf9418ad846dd0e4bbdfc6ee4b";
+const UNABLE: &str = "Unable to log in with provided credentials.";
+
+/// Credentials; both are optional in the schema because Djoser answers their absence with
+/// `non_field_errors` like a wrong password.
+#[derive(Object)]
+#[oai(rename = "TokenCreate", example)]
+pub struct LoginRequest {
+    pub username: Option<String>,
+    #[oai(write_only)]
+    pub password: Option<String>,
+}
+
+impl Example for LoginRequest {
+    fn example() -> Self {
+        Self {
+            username: Some("alice".into()),
+            password: Some("correct horse battery".into()),
+        }
+    }
+}
+
+impl FromFields for LoginRequest {
+    fn read(f: &mut Fields) -> Self {
+        Self {
+            username: f.optional("username", true),
+            password: f.optional("password", true),
+        }
+    }
+}
+
+/// DRF's AuthTokenSerializer: the password is taken as sent, spaces included.
+#[derive(Object)]
+#[oai(rename = "AuthToken", example)]
+pub struct ObtainRequest {
+    pub username: String,
+    #[oai(write_only)]
+    pub password: String,
+}
+
+impl Example for ObtainRequest {
+    fn example() -> Self {
+        Self {
+            username: "alice".into(),
+            password: "correct horse battery".into(),
+        }
+    }
+}
+
+impl FromFields for ObtainRequest {
+    fn read(f: &mut Fields) -> Self {
+        Self {
+            username: f.required("username"),
+            password: f.required_untrimmed("password"),
+        }
+    }
+}
+
+#[derive(Object)]
+#[oai(rename = "TokenLogin", example)]
+pub struct AuthTokenBody {
+    pub auth_token: String,
+}
+
+impl Example for AuthTokenBody {
+    fn example() -> Self {
+        Self {
+            auth_token: SAMPLE_KEY.into(),
+        }
+    }
+}
+
+#[derive(Object)]
+#[oai(rename = "Token", example)]
+pub struct TokenBody {
+    pub token: String,
+}
+
+impl Example for TokenBody {
+    fn example() -> Self {
+        Self {
+            token: SAMPLE_KEY.into(),
+        }
+    }
+}
+
+/// One of the caller's keys (never the key itself).
+#[derive(Object)]
+#[oai(rename = "TokenSession")]
+pub struct SessionBody {
+    /// Names the key for DELETE: the first 16 hex characters of its SHA-256.
+    pub id: String,
+    /// The User-Agent that logged in.
+    pub name: String,
+    pub created: DateTime<Utc>,
+    pub last_used: Option<DateTime<Utc>>,
+    pub expires: Option<DateTime<Utc>>,
+    /// Whether this is the key authenticating the request.
+    pub current: bool,
+}
+
+#[derive(ApiResponse)]
+pub enum LoggedIn {
+    #[oai(status = 200)]
+    Ok(Json<AuthTokenBody>),
+}
+
+#[derive(ApiResponse)]
+pub enum Obtained {
+    #[oai(status = 200)]
+    Ok(Json<TokenBody>),
+}
+
+#[derive(ApiResponse)]
+pub enum Sessions {
+    #[oai(status = 200)]
+    Ok(Json<Vec<SessionBody>>),
+}
+
+#[derive(ApiResponse)]
+pub enum Gone {
+    /// Done.
+    #[oai(status = 204)]
+    Gone,
+}
+
+type Answer<T> = Result<T, ApiError>;
+
+fn device(req: &Request) -> String {
+    req.headers()
+        .get(poem::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned()
+}
+
+async fn login(
+    state: &AppState,
+    username: &str,
+    password: &str,
+    req: &Request,
+) -> Result<String, ApiError> {
+    match state.opaque.login(username, password, &device(req)).await {
+        Ok(key) => Ok(key),
+        Err(DomainError::InvalidCredentials) => Err(ApiError::field("non_field_errors", UNABLE)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub struct TokenLoginApi;
+
+#[OpenApi(tag = "Tag::Tokens")]
+impl TokenLoginApi {
+    /// Log in for an opaque key (Djoser's TokenCreateView). With one key per user (DRF), every
+    /// login answers the same key until logout.
+    #[oai(path = "/auth/token/login/", method = "post")]
+    async fn login(
+        &self,
+        state: Data<&AppState>,
+        body: Body<LoginRequest>,
+        req: &Request,
+    ) -> Answer<LoggedIn> {
+        let (Some(username), Some(password)) = (body.0.username, body.0.password) else {
+            return Err(ApiError::field("non_field_errors", UNABLE));
+        };
+        let key = login(&state, &username, &password, req).await?;
+        Ok(LoggedIn::Ok(Json(AuthTokenBody { auth_token: key })))
+    }
+
+    /// Log out: the presented key stops working (with one key per user, the user's key; with a
+    /// JWT or Basic caller, every key of the user).
+    #[oai(path = "/auth/token/logout/", method = "post")]
+    async fn logout(&self, state: Data<&AppState>, caller: Caller) -> Answer<Gone> {
+        state
+            .opaque
+            .logout(caller.user.id, caller.opaque_key.as_deref())
+            .await?;
+        Ok(Gone::Gone)
+    }
+
+    /// DRF's `obtain_auth_token`: the same key as `/auth/token/login/`, as `{"token": ...}`.
+    #[oai(path = "/api/api-token-auth/", method = "post")]
+    async fn obtain(
+        &self,
+        state: Data<&AppState>,
+        body: Body<ObtainRequest>,
+        req: &Request,
+    ) -> Answer<Obtained> {
+        let key = login(&state, &body.0.username, &body.0.password, req).await?;
+        Ok(Obtained::Ok(Json(TokenBody { token: key })))
+    }
+
+    /// The caller's opaque keys (one per device when `tokens.multiple` is on).
+    #[oai(path = "/auth/token/sessions/", method = "get")]
+    async fn sessions(&self, state: Data<&AppState>, caller: Caller) -> Answer<Sessions> {
+        let rows = state
+            .opaque
+            .store()
+            .for_user(caller.user.id)
+            .await
+            .map_err(DomainError::from)?;
+        let list = rows
+            .into_iter()
+            .map(|t| SessionBody {
+                id: t.key_sha256[..16].to_owned(),
+                current: caller.opaque_key.as_deref() == Some(t.key_sha256.as_str()),
+                name: t.name,
+                created: t.created_at,
+                last_used: t.last_used_at,
+                expires: t.expires_at,
+            })
+            .collect();
+        Ok(Sessions::Ok(Json(list)))
+    }
+
+    /// Revoke one of the caller's keys by its `id`.
+    #[oai(path = "/auth/token/sessions/:id/", method = "delete")]
+    async fn delete_session(
+        &self,
+        state: Data<&AppState>,
+        caller: Caller,
+        id: Path<String>,
+    ) -> Answer<Gone> {
+        let rows = state
+            .opaque
+            .store()
+            .for_user(caller.user.id)
+            .await
+            .map_err(DomainError::from)?;
+        let row = rows
+            .into_iter()
+            .find(|t| id.0.len() == 16 && t.key_sha256.starts_with(id.0.as_str()))
+            .ok_or_else(|| ApiError::detail(StatusCode::NOT_FOUND, "Not found."))?;
+        state
+            .opaque
+            .store()
+            .delete(&row.key_sha256)
+            .await
+            .map_err(DomainError::from)?;
+        Ok(Gone::Gone)
+    }
+}
