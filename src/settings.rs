@@ -73,6 +73,8 @@ pub struct PasswordSettings {
 #[serde(deny_unknown_fields)]
 pub struct UserSettings {
     pub page_size: u64,
+    #[serde(deserialize_with = "duration")]
+    pub cache_ttl: Duration,
 }
 
 #[derive(Clone, Deserialize)]

@@ -12,7 +12,7 @@ use crate::{
         passwords::{BlockingPool, PasswordHasher, PasswordRules},
         revocation::RevocationStore,
         tokens::{JwtRules, TokenService},
-        users::UserService,
+        users::{UserService, UserStore},
     },
     settings::Settings,
     store::{
@@ -20,7 +20,7 @@ use crate::{
         opaque::SqlOpaqueTokenStore,
         revocation::{RedisRevocations, SqlRevocations},
         tokens::SqlTokenLedger,
-        users::SqlUserStore,
+        users::{CachedUserStore, SqlUserStore},
     },
 };
 
@@ -30,6 +30,8 @@ pub struct AppState {
     pub users: Arc<UserService>,
     pub tokens: Arc<TokenService>,
     pub opaque: Arc<OpaqueTokenService>,
+    /// The pool, for readiness checks and operators' tooling.
+    pub database: DatabaseConnection,
 }
 
 impl AppState {
@@ -58,11 +60,15 @@ impl AppState {
             BlockingPool::new(workers, p.queue),
         )?;
         let rules = PasswordRules::new(p.min_length, p.max_similarity);
-        let users = Arc::new(UserService::new(
-            Arc::new(SqlUserStore::new(db.clone())),
-            Arc::new(hasher),
-            rules,
-        ));
+        let mut user_store: Arc<dyn UserStore> = Arc::new(SqlUserStore::new(db.clone()));
+        if !settings.users.cache_ttl.is_zero() {
+            user_store = Arc::new(CachedUserStore::new(
+                user_store,
+                settings.users.cache_ttl,
+                10_000,
+            ));
+        }
+        let users = Arc::new(UserService::new(user_store, Arc::new(hasher), rules));
 
         let sql_revocations = SqlRevocations::new(db.clone());
         let revocations: Arc<dyn RevocationStore> = if settings.redis.url.is_empty() {
@@ -90,7 +96,7 @@ impl AppState {
                 .to_vec();
         let t = &settings.tokens;
         let opaque = OpaqueTokenService::new(
-            Arc::new(SqlOpaqueTokenStore::new(db)),
+            Arc::new(SqlOpaqueTokenStore::new(db.clone())),
             users.clone(),
             opaque_secret,
             OpaqueRules {
@@ -103,6 +109,7 @@ impl AppState {
             users,
             tokens: Arc::new(tokens),
             opaque: Arc::new(opaque),
+            database: db,
         })
     }
 }

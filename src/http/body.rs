@@ -189,6 +189,15 @@ async fn read_limited(
     let Ok(stream) = body.take() else {
         return Ok(Vec::new());
     };
+    if declared.is_some() {
+        // Bounded by the check above; hyper enforces the declared length.
+        return stream.into_vec().await.map_err(|_| {
+            ApiError::detail(
+                StatusCode::BAD_REQUEST,
+                "The request body could not be read.",
+            )
+        });
+    }
     let mut bytes = Vec::new();
     stream
         .into_async_read()

@@ -1,4 +1,9 @@
-//! The SQL `UserStore`.
+//! The SQL `UserStore`, and a short-lived cache in front of it.
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, IntoActiveModel,
     PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
@@ -126,5 +131,73 @@ impl UserStore for SqlUserStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         super::database::ping(&self.db).await
+    }
+}
+
+/// Keeps users read by id for a short time, so an authenticated request costs no SQL round trip.
+/// Writes through this store refresh the entry; a change made by another instance shows within
+/// the TTL (access tokens themselves live minutes without any lookup in SimpleJWT).
+pub struct CachedUserStore {
+    inner: Arc<dyn UserStore>,
+    cache: quick_cache::sync::Cache<Uuid, (Instant, User)>,
+    ttl: Duration,
+}
+
+impl CachedUserStore {
+    pub fn new(inner: Arc<dyn UserStore>, ttl: Duration, capacity: usize) -> Self {
+        Self {
+            inner,
+            cache: quick_cache::sync::Cache::new(capacity),
+            ttl,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl UserStore for CachedUserStore {
+    async fn insert(&self, user: &User) -> Result<(), StoreError> {
+        self.inner.insert(user).await
+    }
+
+    async fn by_id(&self, id: Uuid) -> Result<Option<User>, StoreError> {
+        if let Some((at, user)) = self.cache.get(&id)
+            && at.elapsed() < self.ttl
+        {
+            return Ok(Some(user));
+        }
+        let found = self.inner.by_id(id).await?;
+        match &found {
+            Some(user) => self.cache.insert(id, (Instant::now(), user.clone())),
+            None => {
+                self.cache.remove(&id);
+            }
+        }
+        Ok(found)
+    }
+
+    async fn by_username(&self, username: &str) -> Result<Option<User>, StoreError> {
+        self.inner.by_username(username).await
+    }
+
+    async fn username_taken(&self, username: &str) -> Result<bool, StoreError> {
+        self.inner.username_taken(username).await
+    }
+
+    async fn list(&self, offset: u64, limit: Option<u64>) -> Result<UserPage, StoreError> {
+        self.inner.list(offset, limit).await
+    }
+
+    async fn update(&self, user: &User) -> Result<(), StoreError> {
+        self.cache.remove(&user.id);
+        self.inner.update(user).await
+    }
+
+    async fn delete(&self, id: Uuid) -> Result<(), StoreError> {
+        self.cache.remove(&id);
+        self.inner.delete(id).await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.inner.ping().await
     }
 }

@@ -19,6 +19,7 @@ on_every_backend!(
     missing_or_bad_credentials_answer_401_with_a_challenge,
     bad_bodies_answer_drf_shaped_4xx,
     health_probes_answer,
+    a_deactivation_elsewhere_shows_within_the_user_cache_ttl,
 );
 
 async fn registration_returns_the_user_and_the_user_can_authenticate(backend: Backend) {
@@ -785,4 +786,36 @@ async fn health_probes_answer(backend: Backend) {
     .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body, json!({"status": "ok", "database": "ok"}));
+}
+
+async fn a_deactivation_elsewhere_shows_within_the_user_cache_ttl(backend: Backend) {
+    let app = TestApp::spawn_with(backend, &[("TESSERA__USERS__CACHE_TTL", "300ms")]).await;
+    let user = app.register("cached").await;
+    let (access, _) = app.login(&user).await;
+    let me = || {
+        app.request(Method::GET, "/auth/users/me/")
+            .bearer_auth(&access)
+            .send()
+    };
+    assert_eq!(me().await.unwrap().status(), StatusCode::OK);
+    // Another instance deactivates the user: straight in SQL, around this instance's cache.
+    let sql = tessera::store::users::SqlUserStore::new(app.app_state.database.clone());
+    let id = user.id.parse().unwrap();
+    let mut row = tessera::domain::users::UserStore::by_id(&sql, id)
+        .await
+        .unwrap()
+        .unwrap();
+    row.is_active = false;
+    tessera::domain::users::UserStore::update(&sql, &row)
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(350)).await;
+    let (status, body) = answer(me().await.unwrap()).await;
+    assert_eq!(
+        (status, body),
+        (
+            StatusCode::UNAUTHORIZED,
+            json!({"detail": "User is inactive", "code": "user_inactive"})
+        )
+    );
 }
