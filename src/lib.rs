@@ -4,6 +4,7 @@
 
 pub mod domain;
 pub mod http;
+pub mod mail;
 pub mod settings;
 pub mod state;
 pub mod store;
@@ -29,6 +30,8 @@ pub enum StartError {
     Domain(#[from] domain::DomainError),
     #[error("{0}")]
     Keys(#[from] domain::keys::KeyError),
+    #[error("{0}")]
+    Mail(#[from] mail::MailError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,

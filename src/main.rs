@@ -196,6 +196,7 @@ async fn createsuperuser(
             password,
             is_staff: true,
             is_superuser: true,
+            is_active: true,
         })
         .await
         .map_err(explain)?;

@@ -19,6 +19,8 @@ pub struct Settings {
     pub jwt: JwtSettings,
     pub redis: RedisSettings,
     pub tokens: TokenSettings,
+    pub accounts: AccountSettings,
+    pub email: EmailSettings,
     /// `--dev`: allows an ephemeral or short signing key. Not a config key.
     #[serde(skip)]
     pub dev: bool,
@@ -105,6 +107,61 @@ pub struct JwtSettings {
     pub auth_header_types: Vec<String>,
     #[serde(deserialize_with = "duration")]
     pub prune_interval: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountSettings {
+    pub hide_users: bool,
+    pub user_create_password_retype: bool,
+    pub set_password_retype: bool,
+    pub password_reset_confirm_retype: bool,
+    pub send_activation_email: bool,
+    pub send_confirmation_email: bool,
+    pub password_changed_email_confirmation: bool,
+    pub username_changed_email_confirmation: bool,
+    pub activation_url: String,
+    pub password_reset_confirm_url: String,
+    pub username_reset_confirm_url: String,
+    pub protocol: String,
+    pub domain: String,
+    pub password_reset_show_email_not_found: bool,
+    pub username_reset_show_email_not_found: bool,
+    pub logout_on_password_change: bool,
+    #[serde(deserialize_with = "duration")]
+    pub password_reset_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EmailBackend {
+    Smtp,
+    File,
+    Console,
+}
+
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmailSettings {
+    pub backend: EmailBackend,
+    pub from: String,
+    pub site_name: String,
+    pub file_path: String,
+    pub smtp_host: String,
+    pub smtp_port: u16,
+    pub smtp_security: String,
+    pub smtp_username: String,
+    #[serde(default)]
+    pub smtp_password: String,
+    pub templates_dir: String,
+}
+
+impl std::fmt::Debug for EmailSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmailSettings")
+            .field("backend", &self.backend)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -256,6 +313,15 @@ impl Settings {
             return bad(
                 "jwt.auth_header_types",
                 "must list at least one single word",
+            );
+        }
+        if !["starttls", "tls", "none"].contains(&self.email.smtp_security.as_str()) {
+            return bad("email.smtp_security", "must be starttls, tls or none");
+        }
+        if self.email.from.parse::<lettre::message::Mailbox>().is_err() {
+            return bad(
+                "email.from",
+                "is not an email address (e.g. \"Site <noreply@example.com>\")",
             );
         }
         if !self.redis.url.is_empty() && redis::Client::open(self.redis.url.as_str()).is_err() {

@@ -7,6 +7,8 @@ use sha2::{Digest, Sha256};
 use crate::{
     StartError,
     domain::{
+        account_tokens::AccountTokens,
+        accounts::{AccountRules, AccountService},
         keys::{KeyError, KeyRing},
         opaque::{OpaqueRules, OpaqueTokenService},
         passwords::{BlockingPool, PasswordHasher, PasswordRules},
@@ -14,6 +16,7 @@ use crate::{
         tokens::{JwtRules, TokenService},
         users::{UserService, UserStore},
     },
+    mail::MailQueue,
     settings::Settings,
     store::{
         database,
@@ -30,6 +33,7 @@ pub struct AppState {
     pub users: Arc<UserService>,
     pub tokens: Arc<TokenService>,
     pub opaque: Arc<OpaqueTokenService>,
+    pub accounts: Arc<AccountService>,
     /// The pool, for readiness checks and operators' tooling.
     pub database: DatabaseConnection,
 }
@@ -68,7 +72,9 @@ impl AppState {
                 10_000,
             ));
         }
-        let users = Arc::new(UserService::new(user_store, Arc::new(hasher), rules));
+        let mut users = UserService::new(user_store, Arc::new(hasher), rules);
+        users.set_hide_users(settings.accounts.hide_users);
+        let users = Arc::new(users);
 
         let sql_revocations = SqlRevocations::new(db.clone());
         let revocations: Arc<dyn RevocationStore> = if settings.redis.url.is_empty() {
@@ -91,9 +97,7 @@ impl AppState {
             users.clone(),
         );
         // Opaque keys are derived under a subkey of the signing key: no second secret to manage.
-        let opaque_secret =
-            Sha256::digest([b"tessera opaque tokens v1:".as_slice(), &signing_material].concat())
-                .to_vec();
+        let opaque_secret = derive(&signing_material, b"tessera opaque tokens v1:");
         let t = &settings.tokens;
         let opaque = OpaqueTokenService::new(
             Arc::new(SqlOpaqueTokenStore::new(db.clone())),
@@ -104,14 +108,52 @@ impl AppState {
                 lifetime: (!t.token_lifetime.is_zero()).then_some(t.token_lifetime),
             },
         );
+        let tokens = Arc::new(tokens);
+        let opaque = Arc::new(opaque);
+        let mailer = MailQueue::start(settings.email.clone())?;
+        let a = &settings.accounts;
+        let links = AccountTokens::new(
+            derive(&signing_material, b"tessera account tokens v1:"),
+            a.password_reset_timeout,
+        );
+        let rules = AccountRules {
+            user_create_password_retype: a.user_create_password_retype,
+            set_password_retype: a.set_password_retype,
+            password_reset_confirm_retype: a.password_reset_confirm_retype,
+            send_activation_email: a.send_activation_email,
+            send_confirmation_email: a.send_confirmation_email,
+            password_changed_email_confirmation: a.password_changed_email_confirmation,
+            username_changed_email_confirmation: a.username_changed_email_confirmation,
+            activation_url: a.activation_url.clone(),
+            password_reset_confirm_url: a.password_reset_confirm_url.clone(),
+            username_reset_confirm_url: a.username_reset_confirm_url.clone(),
+            site_url: format!("{}://{}", a.protocol, a.domain),
+            password_reset_show_email_not_found: a.password_reset_show_email_not_found,
+            username_reset_show_email_not_found: a.username_reset_show_email_not_found,
+            logout_on_password_change: a.logout_on_password_change,
+        };
+        let accounts = AccountService::new(
+            users.clone(),
+            tokens.clone(),
+            opaque.clone(),
+            Arc::new(mailer),
+            links,
+            rules,
+        );
         Ok(Self {
             settings: Arc::new(settings),
             users,
-            tokens: Arc::new(tokens),
-            opaque: Arc::new(opaque),
+            tokens,
+            opaque,
+            accounts: Arc::new(accounts),
             database: db,
         })
     }
+}
+
+/// A subkey of the signing key for one purpose: one secret to manage, no key reused across uses.
+fn derive(signing_material: &[u8], label: &[u8]) -> Vec<u8> {
+    Sha256::digest([label, signing_material].concat()).to_vec()
 }
 
 fn jwt_rules(settings: &Settings) -> JwtRules {

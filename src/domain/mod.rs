@@ -1,5 +1,8 @@
 //! The rules, and the small traits they need from storage. No HTTP, no SQL, no Redis here.
+pub mod account_tokens;
+pub mod accounts;
 pub mod keys;
+pub mod mail;
 pub mod opaque;
 pub mod passwords;
 pub mod revocation;
@@ -32,6 +35,9 @@ pub enum DomainError {
     /// A backing store is unreachable: retry shortly.
     #[error("a backing store is unavailable")]
     Unavailable,
+    /// An account action was refused (stale activation, activation emails off).
+    #[error(transparent)]
+    Account(#[from] accounts::AccountError),
     /// An opaque key was refused (DRF's reasons).
     #[error(transparent)]
     Opaque(#[from] opaque::OpaqueError),

@@ -40,6 +40,8 @@ pub trait UserStore: Send + Sync {
     async fn by_id(&self, id: Uuid) -> Result<Option<User>, StoreError>;
     /// Exact, case-sensitive match (logins match exactly, like Django).
     async fn by_username(&self, username: &str) -> Result<Option<User>, StoreError>;
+    /// Users with this email address (case-insensitive), oldest first.
+    async fn by_email(&self, email: &str) -> Result<Vec<User>, StoreError>;
     /// True when the name is taken in any case.
     async fn username_taken(&self, username: &str) -> Result<bool, StoreError>;
     /// Users ordered by id (creation order: UUIDv7); `limit` None means all.
@@ -58,6 +60,8 @@ pub struct Registration {
     pub password: String,
     pub is_staff: bool,
     pub is_superuser: bool,
+    /// False when the account waits for email activation.
+    pub is_active: bool,
 }
 
 /// Profile fields a user may change; `None` leaves the field as it is.
@@ -71,6 +75,7 @@ pub struct UserService {
     store: Arc<dyn UserStore>,
     hasher: Arc<PasswordHasher>,
     rules: PasswordRules,
+    hide_users: bool,
 }
 
 impl UserService {
@@ -83,6 +88,7 @@ impl UserService {
             store,
             hasher,
             rules,
+            hide_users: true,
         }
     }
 
@@ -93,11 +99,11 @@ impl UserService {
     /// Validates like Djoser's UserCreateSerializer and stores the new, active user.
     pub async fn register(&self, r: Registration) -> Result<User, DomainError> {
         let mut errors = FieldErrors::new();
-        let mut username_problems = username_errors(&r.username);
-        if username_problems.is_empty() && self.store.username_taken(&r.username).await? {
-            username_problems.push(MSG_USERNAME_TAKEN.to_owned());
-        }
-        push(&mut errors, "username", username_problems);
+        push(
+            &mut errors,
+            "username",
+            self.username_problems(&r.username).await?,
+        );
         push(&mut errors, "email", email_errors(&r.email));
         if errors.is_empty() {
             let attributes = [
@@ -126,7 +132,7 @@ impl UserService {
             password_hash: self.hasher.hash(r.password).await?,
             first_name: String::new(),
             last_name: String::new(),
-            is_active: true,
+            is_active: r.is_active,
             is_staff: r.is_staff,
             is_superuser: r.is_superuser,
             date_joined: Utc::now(),
@@ -159,11 +165,16 @@ impl UserService {
     /// The user `id` as seen by `actor`: staff see everyone, others only themselves.
     pub async fn get(&self, actor: &User, id: Uuid) -> Result<User, DomainError> {
         let user = self.store.by_id(id).await?.ok_or(DomainError::NotFound)?;
-        if actor.is_staff || actor.id == user.id {
-            Ok(user)
-        } else {
-            Err(DomainError::Hidden)
+        match (actor.is_staff || actor.id == user.id, self.hide_users) {
+            (true, _) => Ok(user),
+            (false, true) => Err(DomainError::Hidden),
+            (false, false) => Err(DomainError::Forbidden),
         }
+    }
+
+    /// Djoser's HIDE_USERS: whether non-staff callers see only themselves.
+    pub fn set_hide_users(&mut self, hide: bool) {
+        self.hide_users = hide;
     }
 
     /// Staff list everyone (optionally one page); others get only themselves.
@@ -173,7 +184,7 @@ impl UserService {
         offset: u64,
         limit: Option<u64>,
     ) -> Result<UserPage, DomainError> {
-        if actor.is_staff {
+        if actor.is_staff || !self.hide_users {
             return Ok(self.store.list(offset, limit).await?);
         }
         let users = if offset == 0 {
@@ -228,14 +239,21 @@ impl UserService {
         user: &mut User,
         new_password: &str,
     ) -> Result<(), DomainError> {
+        self.check_new_password(user, new_password, "password")?;
+        self.store_password(user, new_password).await
+    }
+
+    /// Django's validators for `password` as `user`'s new password, errors under `field`.
+    pub fn check_new_password(
+        &self,
+        user: &User,
+        password: &str,
+        field: &str,
+    ) -> Result<(), DomainError> {
         let attributes = [
             UserAttribute {
                 verbose_name: "username",
                 value: &user.username,
-            },
-            UserAttribute {
-                verbose_name: "email address",
-                value: &user.email,
             },
             UserAttribute {
                 verbose_name: "first name",
@@ -245,20 +263,40 @@ impl UserService {
                 verbose_name: "last name",
                 value: &user.last_name,
             },
+            UserAttribute {
+                verbose_name: "email address",
+                value: &user.email,
+            },
         ];
-        let problems = self.rules.check(new_password, &attributes);
-        if !problems.is_empty() {
-            return Err(DomainError::Invalid(FieldErrors::from([(
-                "password".to_owned(),
+        let problems = self.rules.check(password, &attributes);
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(DomainError::Invalid(FieldErrors::from([(
+                field.to_owned(),
                 problems,
-            )])));
+            )])))
         }
-        user.password_hash = self.hasher.hash(new_password.to_owned()).await?;
+    }
+
+    /// Hashes and stores a new password (already validated).
+    pub async fn store_password(&self, user: &mut User, password: &str) -> Result<(), DomainError> {
+        user.password_hash = self.hasher.hash(password.to_owned()).await?;
         self.store.update(user).await?;
         Ok(())
     }
 
-    async fn check_current_password(
+    /// Messages for `username` as a new name: Django's rules, then uniqueness in any case.
+    pub async fn username_problems(&self, username: &str) -> Result<Vec<String>, DomainError> {
+        let mut problems = username_errors(username);
+        if problems.is_empty() && self.store.username_taken(username).await? {
+            problems.push(MSG_USERNAME_TAKEN.to_owned());
+        }
+        Ok(problems)
+    }
+
+    /// `Invalid password.` under `current_password` unless `password` is the actor's.
+    pub async fn check_current_password(
         &self,
         actor: &User,
         password: &str,

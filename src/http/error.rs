@@ -11,7 +11,7 @@ use poem_openapi::{
 };
 use serde_json::{Value, json};
 
-use crate::domain::{DomainError, FieldErrors, tokens::TokenError};
+use crate::domain::{DomainError, FieldErrors, accounts::AccountError, tokens::TokenError};
 
 /// The challenge sent with every 401, as SimpleJWT's JWTAuthentication sends it.
 pub const WWW_AUTHENTICATE: &str = r#"Bearer realm="api""#;
@@ -119,6 +119,13 @@ impl From<DomainError> for ApiError {
             ),
             DomainError::Busy | DomainError::Unavailable => Self::unavailable(),
             DomainError::Token(e) => Self::token(&e),
+            DomainError::Account(AccountError::Stale) => {
+                Self::detail(StatusCode::FORBIDDEN, &AccountError::Stale.to_string())
+            }
+            // Djoser answers a bare 400 here; an empty object is the DRF shape closest to it.
+            DomainError::Account(AccountError::ActivationOff) => {
+                Self::body(StatusCode::BAD_REQUEST, json!({}))
+            }
             DomainError::Opaque(e) => Self::detail(StatusCode::UNAUTHORIZED, &e.to_string()),
             DomainError::Internal(why) => {
                 tracing::error!(error = %why, "internal error");

@@ -25,6 +25,7 @@ const REQUEST_ID: &str = "x-request-id";
 fn api() -> OpenApiService<
     (
         users::UsersApi,
+        users::AccountsApi,
         jwt::JwtApi,
         token_login::TokenLoginApi,
         health::HealthApi,
@@ -34,6 +35,7 @@ fn api() -> OpenApiService<
     OpenApiService::new(
         (
             users::UsersApi,
+            users::AccountsApi,
             jwt::JwtApi,
             token_login::TokenLoginApi,
             health::HealthApi,

@@ -64,6 +64,9 @@ pub struct RegisterRequest {
     pub password: String,
     /// Optional; may be blank.
     pub email: Option<String>,
+    /// Required when `accounts.user_create_password_retype` is on.
+    #[oai(write_only)]
+    pub re_password: Option<String>,
 }
 
 impl Example for RegisterRequest {
@@ -72,6 +75,7 @@ impl Example for RegisterRequest {
             username: "alice".into(),
             password: "correct horse battery".into(),
             email: Some("alice@example.com".into()),
+            re_password: None,
         }
     }
 }
@@ -82,6 +86,7 @@ impl FromFields for RegisterRequest {
             username: f.required("username"),
             password: f.required("password"),
             email: f.optional("email", true),
+            re_password: f.optional("re_password", true),
         }
     }
 }
@@ -187,15 +192,17 @@ impl UsersApi {
         body: Body<RegisterRequest>,
     ) -> Answer<Created> {
         let r = body.0;
+        let registration = Registration {
+            username: r.username,
+            email: r.email.unwrap_or_default(),
+            password: r.password,
+            is_staff: false,
+            is_superuser: false,
+            is_active: true,
+        };
         let user = state
-            .users
-            .register(Registration {
-                username: r.username,
-                email: r.email.unwrap_or_default(),
-                password: r.password,
-                is_staff: false,
-                is_superuser: false,
-            })
+            .accounts
+            .register(registration, r.re_password.as_deref())
             .await?;
         Ok(Created::Created(Json(user.into())))
     }
@@ -330,6 +337,303 @@ impl UsersApi {
             .await?;
         Ok(Deleted::Deleted)
     }
+}
+
+/// Djoser's action bodies; each reads only its own fields.
+#[derive(Object)]
+#[oai(rename = "Activation", example)]
+pub struct ActivationRequest {
+    pub uid: String,
+    pub token: String,
+}
+
+impl Example for ActivationRequest {
+    fn example() -> Self {
+        Self {
+            uid: "MDE5YWE3YzgtOGQzNC03YzFlLTliM2YtMmExZDVlNmY3YThi".into(),
+            token: "t5kq2s-0f6c2e7b4a1d9e8f3c5b7a6d4e2f1a0b".into(),
+        }
+    }
+}
+
+impl FromFields for ActivationRequest {
+    fn read(f: &mut Fields) -> Self {
+        Self {
+            uid: f.required("uid"),
+            token: f.required("token"),
+        }
+    }
+}
+
+#[derive(Object)]
+#[oai(rename = "SendEmailReset", example)]
+pub struct EmailRequest {
+    pub email: String,
+}
+
+impl Example for EmailRequest {
+    fn example() -> Self {
+        Self {
+            email: "alice@example.com".into(),
+        }
+    }
+}
+
+impl FromFields for EmailRequest {
+    fn read(f: &mut Fields) -> Self {
+        Self {
+            email: f.required("email"),
+        }
+    }
+}
+
+#[derive(Object)]
+#[oai(rename = "SetPassword", example)]
+pub struct SetPasswordRequest {
+    #[oai(write_only)]
+    pub current_password: String,
+    #[oai(write_only)]
+    pub new_password: String,
+    /// Required when `accounts.set_password_retype` is on.
+    #[oai(write_only)]
+    pub re_new_password: Option<String>,
+}
+
+impl Example for SetPasswordRequest {
+    fn example() -> Self {
+        Self {
+            current_password: "correct horse battery".into(),
+            new_password: "staple battery horse".into(),
+            re_new_password: None,
+        }
+    }
+}
+
+impl FromFields for SetPasswordRequest {
+    fn read(f: &mut Fields) -> Self {
+        Self {
+            current_password: f.required("current_password"),
+            new_password: f.required("new_password"),
+            re_new_password: f.optional("re_new_password", true),
+        }
+    }
+}
+
+#[derive(Object)]
+#[oai(rename = "PasswordResetConfirm", example)]
+pub struct ResetPasswordConfirmRequest {
+    pub uid: String,
+    pub token: String,
+    #[oai(write_only)]
+    pub new_password: String,
+    /// Required when `accounts.password_reset_confirm_retype` is on.
+    #[oai(write_only)]
+    pub re_new_password: Option<String>,
+}
+
+impl Example for ResetPasswordConfirmRequest {
+    fn example() -> Self {
+        let a = ActivationRequest::example();
+        Self {
+            uid: a.uid,
+            token: a.token,
+            new_password: "staple battery horse".into(),
+            re_new_password: None,
+        }
+    }
+}
+
+impl FromFields for ResetPasswordConfirmRequest {
+    fn read(f: &mut Fields) -> Self {
+        Self {
+            uid: f.required("uid"),
+            token: f.required("token"),
+            new_password: f.required("new_password"),
+            re_new_password: f.optional("re_new_password", true),
+        }
+    }
+}
+
+#[derive(Object)]
+#[oai(rename = "SetUsername", example)]
+pub struct SetUsernameRequest {
+    #[oai(write_only)]
+    pub current_password: String,
+    pub new_username: String,
+}
+
+impl Example for SetUsernameRequest {
+    fn example() -> Self {
+        Self {
+            current_password: "correct horse battery".into(),
+            new_username: "alice2".into(),
+        }
+    }
+}
+
+impl FromFields for SetUsernameRequest {
+    fn read(f: &mut Fields) -> Self {
+        Self {
+            current_password: f.required("current_password"),
+            new_username: f.required("new_username"),
+        }
+    }
+}
+
+#[derive(Object)]
+#[oai(rename = "UsernameResetConfirm", example)]
+pub struct ResetUsernameConfirmRequest {
+    pub uid: String,
+    pub token: String,
+    pub new_username: String,
+}
+
+impl Example for ResetUsernameConfirmRequest {
+    fn example() -> Self {
+        let a = ActivationRequest::example();
+        Self {
+            uid: a.uid,
+            token: a.token,
+            new_username: "alice2".into(),
+        }
+    }
+}
+
+impl FromFields for ResetUsernameConfirmRequest {
+    fn read(f: &mut Fields) -> Self {
+        Self {
+            uid: f.required("uid"),
+            token: f.required("token"),
+            new_username: f.required("new_username"),
+        }
+    }
+}
+
+pub struct AccountsApi;
+
+#[OpenApi(tag = "Tag::Users")]
+impl AccountsApi {
+    /// Activate an account with the uid and token from the activation email.
+    #[oai(path = "/auth/users/activation/", method = "post")]
+    async fn activation(
+        &self,
+        state: Data<&AppState>,
+        body: Body<ActivationRequest>,
+    ) -> Answer<Done> {
+        state.accounts.activate(&body.0.uid, &body.0.token).await?;
+        Ok(Done::Done)
+    }
+
+    /// Mail the activation link again (only to inactive accounts; 400 when activation is off).
+    #[oai(path = "/auth/users/resend_activation/", method = "post")]
+    async fn resend_activation(
+        &self,
+        state: Data<&AppState>,
+        body: Body<EmailRequest>,
+    ) -> Answer<Done> {
+        state.accounts.resend_activation(&body.0.email).await?;
+        Ok(Done::Done)
+    }
+
+    /// Change the caller's password; by default every earlier token of the caller is revoked.
+    #[oai(path = "/auth/users/set_password/", method = "post")]
+    async fn set_password(
+        &self,
+        state: Data<&AppState>,
+        caller: Caller,
+        body: Body<SetPasswordRequest>,
+    ) -> Answer<Done> {
+        let b = body.0;
+        state
+            .accounts
+            .set_password(
+                &caller.user,
+                &b.current_password,
+                &b.new_password,
+                b.re_new_password.as_deref(),
+            )
+            .await?;
+        Ok(Done::Done)
+    }
+
+    /// Mail a password reset link (204 for unknown emails too, unless configured otherwise).
+    #[oai(path = "/auth/users/reset_password/", method = "post")]
+    async fn reset_password(
+        &self,
+        state: Data<&AppState>,
+        body: Body<EmailRequest>,
+    ) -> Answer<Done> {
+        state.accounts.reset_password(&body.0.email).await?;
+        Ok(Done::Done)
+    }
+
+    /// Set a new password with the uid and token from the reset email.
+    #[oai(path = "/auth/users/reset_password_confirm/", method = "post")]
+    async fn reset_password_confirm(
+        &self,
+        state: Data<&AppState>,
+        body: Body<ResetPasswordConfirmRequest>,
+    ) -> Answer<Done> {
+        let b = body.0;
+        state
+            .accounts
+            .reset_password_confirm(
+                &b.uid,
+                &b.token,
+                &b.new_password,
+                b.re_new_password.as_deref(),
+            )
+            .await?;
+        Ok(Done::Done)
+    }
+
+    /// Change the caller's username.
+    #[oai(path = "/auth/users/set_username/", method = "post")]
+    async fn set_username(
+        &self,
+        state: Data<&AppState>,
+        caller: Caller,
+        body: Body<SetUsernameRequest>,
+    ) -> Answer<Done> {
+        state
+            .accounts
+            .set_username(&caller.user, &body.0.current_password, &body.0.new_username)
+            .await?;
+        Ok(Done::Done)
+    }
+
+    /// Mail a username reset link.
+    #[oai(path = "/auth/users/reset_username/", method = "post")]
+    async fn reset_username(
+        &self,
+        state: Data<&AppState>,
+        body: Body<EmailRequest>,
+    ) -> Answer<Done> {
+        state.accounts.reset_username(&body.0.email).await?;
+        Ok(Done::Done)
+    }
+
+    /// Set a new username with the uid and token from the username reset email.
+    #[oai(path = "/auth/users/reset_username_confirm/", method = "post")]
+    async fn reset_username_confirm(
+        &self,
+        state: Data<&AppState>,
+        body: Body<ResetUsernameConfirmRequest>,
+    ) -> Answer<Done> {
+        let b = body.0;
+        state
+            .accounts
+            .reset_username_confirm(&b.uid, &b.token, &b.new_username)
+            .await?;
+        Ok(Done::Done)
+    }
+}
+
+#[derive(ApiResponse)]
+pub enum Done {
+    /// Done.
+    #[oai(status = 204)]
+    Done,
 }
 
 async fn update(state: &AppState, caller: &Caller, id: Uuid, body: UpdateRequest) -> Answer<Found> {

@@ -4,6 +4,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use sea_orm::sea_query::{Expr, ExprTrait, Func};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, IntoActiveModel,
     PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
@@ -89,6 +90,20 @@ impl UserStore for SqlUserStore {
             .await
             .map_err(err)?;
         Ok(found.map(to_domain))
+    }
+
+    async fn by_email(&self, email: &str) -> Result<Vec<User>, StoreError> {
+        let found = user::Entity::find()
+            // Django's email__iexact.
+            .filter(ExprTrait::eq(
+                Expr::expr(Func::lower(Expr::col(user::Column::Email))),
+                email.to_lowercase(),
+            ))
+            .order_by_asc(user::Column::Id)
+            .all(&self.db)
+            .await
+            .map_err(err)?;
+        Ok(found.into_iter().map(to_domain).collect())
     }
 
     async fn username_taken(&self, username: &str) -> Result<bool, StoreError> {
@@ -177,6 +192,10 @@ impl UserStore for CachedUserStore {
 
     async fn by_username(&self, username: &str) -> Result<Option<User>, StoreError> {
         self.inner.by_username(username).await
+    }
+
+    async fn by_email(&self, email: &str) -> Result<Vec<User>, StoreError> {
+        self.inner.by_email(email).await
     }
 
     async fn username_taken(&self, username: &str) -> Result<bool, StoreError> {

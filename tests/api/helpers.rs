@@ -159,6 +159,11 @@ impl TestApp {
             env.insert("REDIS_URL".into(), redis_url());
             env.insert("TESSERA__REDIS__KEY_PREFIX".into(), prefix.clone());
         }
+        // Mail goes to files in the test's own folder unless a test says otherwise.
+        env.insert(
+            "TESSERA__EMAIL__FILE_PATH".into(),
+            dir.path().join("mail").display().to_string(),
+        );
         if !extra
             .iter()
             .any(|(k, _)| *k == "TESSERA__JWT__SIGNING_KEY_FILE")
@@ -229,6 +234,7 @@ impl TestApp {
                 password: PASSWORD.into(),
                 is_staff: true,
                 is_superuser: true,
+                is_active: true,
             })
             .await
             .unwrap();

@@ -3,6 +3,7 @@
 
 #[macro_use]
 mod helpers;
+mod accounts;
 mod cli;
 mod forge;
 mod interop;
@@ -10,4 +11,5 @@ mod jwt;
 mod jwt_keys;
 mod opaque;
 mod openapi;
+mod smtp_sink;
 mod users;

@@ -1,0 +1,367 @@
+//! Djoser's account lifecycle: activation, password and username change and reset, the emails
+//! that carry their links, and logging out everywhere on a password change.
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+use super::{
+    DomainError, FieldErrors,
+    account_tokens::{AccountTokens, Purpose},
+    mail::{Email, EmailKind, Mailer},
+    opaque::OpaqueTokenService,
+    tokens::TokenService,
+    users::{Registration, User, UserService},
+    validation::email_errors,
+};
+
+pub const MSG_BAD_UID: &str = "Invalid user id or user doesn't exist.";
+pub const MSG_BAD_TOKEN: &str = "Invalid token for given user.";
+pub const MSG_PASSWORD_MISMATCH: &str = "The two password fields didn't match.";
+pub const MSG_EMAIL_NOT_FOUND: &str = "User with given email does not exist.";
+
+/// Djoser's settings that shape the flows.
+#[derive(Debug, Clone)]
+pub struct AccountRules {
+    pub user_create_password_retype: bool,
+    pub set_password_retype: bool,
+    pub password_reset_confirm_retype: bool,
+    pub send_activation_email: bool,
+    pub send_confirmation_email: bool,
+    pub password_changed_email_confirmation: bool,
+    pub username_changed_email_confirmation: bool,
+    pub activation_url: String,
+    pub password_reset_confirm_url: String,
+    pub username_reset_confirm_url: String,
+    /// `{protocol}://{domain}` put before the routes above.
+    pub site_url: String,
+    pub password_reset_show_email_not_found: bool,
+    pub username_reset_show_email_not_found: bool,
+    pub logout_on_password_change: bool,
+}
+
+/// Why an account action is refused beyond field errors.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AccountError {
+    /// Activation of an account that is already active.
+    #[error("Stale token for given user.")]
+    Stale,
+    /// resend_activation while activation emails are off.
+    #[error("activation emails are off")]
+    ActivationOff,
+}
+
+pub struct AccountService {
+    users: Arc<UserService>,
+    tokens: Arc<TokenService>,
+    opaque: Arc<OpaqueTokenService>,
+    mailer: Arc<dyn Mailer>,
+    links: AccountTokens,
+    rules: AccountRules,
+}
+
+impl AccountService {
+    pub fn new(
+        users: Arc<UserService>,
+        tokens: Arc<TokenService>,
+        opaque: Arc<OpaqueTokenService>,
+        mailer: Arc<dyn Mailer>,
+        links: AccountTokens,
+        rules: AccountRules,
+    ) -> Self {
+        Self {
+            users,
+            tokens,
+            opaque,
+            mailer,
+            links,
+            rules,
+        }
+    }
+
+    /// Registration; with activation emails the user stays inactive until the link is followed.
+    pub async fn register(
+        &self,
+        mut r: Registration,
+        re_password: Option<&str>,
+    ) -> Result<User, DomainError> {
+        if self.rules.user_create_password_retype {
+            retyped("re_password", &r.password, re_password)?;
+        }
+        r.is_active = !self.rules.send_activation_email;
+        let user = self.users.register(r).await?;
+        if self.rules.send_activation_email {
+            self.mail(
+                EmailKind::Activation,
+                &user,
+                Some((Purpose::Activation, &self.rules.activation_url)),
+            );
+        } else if self.rules.send_confirmation_email {
+            self.mail(EmailKind::Confirmation, &user, None);
+        }
+        Ok(user)
+    }
+
+    pub async fn activate(&self, uid: &str, token: &str) -> Result<(), DomainError> {
+        let mut user = self.user_by_uid(uid).await?;
+        if user.is_active {
+            return Err(AccountError::Stale.into());
+        }
+        self.check_token(Purpose::Activation, &user, token)?;
+        user.is_active = true;
+        self.users.store().update(&user).await?;
+        if self.rules.send_confirmation_email {
+            self.mail(EmailKind::Confirmation, &user, None);
+        }
+        Ok(())
+    }
+
+    pub async fn resend_activation(&self, email: &str) -> Result<(), DomainError> {
+        if !self.rules.send_activation_email {
+            return Err(AccountError::ActivationOff.into());
+        }
+        for user in self
+            .users
+            .store()
+            .by_email(email)
+            .await?
+            .into_iter()
+            .filter(|u| !u.is_active)
+        {
+            self.mail(
+                EmailKind::Activation,
+                &user,
+                Some((Purpose::Activation, &self.rules.activation_url)),
+            );
+        }
+        Ok(())
+    }
+
+    pub async fn set_password(
+        &self,
+        user: &User,
+        current: &str,
+        new: &str,
+        re_new: Option<&str>,
+    ) -> Result<(), DomainError> {
+        let mut errors = FieldErrors::new();
+        if let Err(DomainError::Invalid(e)) = self.users.check_current_password(user, current).await
+        {
+            errors.extend(e);
+        }
+        let mut checks = Ok(());
+        if self.rules.set_password_retype {
+            checks = retyped("re_new_password", new, re_new);
+        }
+        if checks.is_ok() {
+            checks = self.users.check_new_password(user, new, "new_password");
+        }
+        if let Err(DomainError::Invalid(e)) = checks {
+            errors.extend(e);
+        }
+        if !errors.is_empty() {
+            return Err(DomainError::Invalid(errors));
+        }
+        self.change_password(user.clone(), new).await
+    }
+
+    /// Mails a reset link to the active users with this email; unknown emails answer the same
+    /// unless `password_reset_show_email_not_found`.
+    pub async fn reset_password(&self, email: &str) -> Result<(), DomainError> {
+        let users = self
+            .active_users_with_email(email, self.rules.password_reset_show_email_not_found)
+            .await?;
+        for user in users {
+            self.mail(
+                EmailKind::PasswordReset,
+                &user,
+                Some((
+                    Purpose::PasswordReset,
+                    &self.rules.password_reset_confirm_url,
+                )),
+            );
+        }
+        Ok(())
+    }
+
+    pub async fn reset_password_confirm(
+        &self,
+        uid: &str,
+        token: &str,
+        new: &str,
+        re_new: Option<&str>,
+    ) -> Result<(), DomainError> {
+        let user = self.user_by_uid(uid).await?;
+        self.check_token(Purpose::PasswordReset, &user, token)?;
+        if self.rules.password_reset_confirm_retype {
+            retyped("re_new_password", new, re_new)?;
+        }
+        // A rejected password leaves the token usable: nothing is written before this passes.
+        self.users.check_new_password(&user, new, "new_password")?;
+        self.change_password(user, new).await
+    }
+
+    pub async fn set_username(
+        &self,
+        user: &User,
+        current: &str,
+        new_username: &str,
+    ) -> Result<(), DomainError> {
+        let mut errors = FieldErrors::new();
+        if let Err(DomainError::Invalid(e)) = self.users.check_current_password(user, current).await
+        {
+            errors.extend(e);
+        }
+        let problems = self.users.username_problems(new_username).await?;
+        if !problems.is_empty() {
+            errors.insert("new_username".into(), problems);
+        }
+        if !errors.is_empty() {
+            return Err(DomainError::Invalid(errors));
+        }
+        self.change_username(user.clone(), new_username).await
+    }
+
+    pub async fn reset_username(&self, email: &str) -> Result<(), DomainError> {
+        let users = self
+            .active_users_with_email(email, self.rules.username_reset_show_email_not_found)
+            .await?;
+        for user in users {
+            self.mail(
+                EmailKind::UsernameReset,
+                &user,
+                Some((
+                    Purpose::UsernameReset,
+                    &self.rules.username_reset_confirm_url,
+                )),
+            );
+        }
+        Ok(())
+    }
+
+    /// A taken or invalid new username is reported before the token is checked (as Djoser does).
+    pub async fn reset_username_confirm(
+        &self,
+        uid: &str,
+        token: &str,
+        new_username: &str,
+    ) -> Result<(), DomainError> {
+        let problems = self.users.username_problems(new_username).await?;
+        if !problems.is_empty() {
+            return Err(DomainError::Invalid(FieldErrors::from([(
+                "new_username".to_owned(),
+                problems,
+            )])));
+        }
+        let user = self.user_by_uid(uid).await?;
+        self.check_token(Purpose::UsernameReset, &user, token)?;
+        self.change_username(user, new_username).await
+    }
+
+    async fn change_password(&self, mut user: User, new: &str) -> Result<(), DomainError> {
+        self.users.store_password(&mut user, new).await?;
+        tracing::info!(target: "tessera::audit", user_id = %user.id, "password changed");
+        if self.rules.logout_on_password_change {
+            self.opaque.revoke_all(user.id).await?;
+            self.tokens.revoke_all(user.id).await?;
+        }
+        if self.rules.password_changed_email_confirmation {
+            self.mail(EmailKind::PasswordChanged, &user, None);
+        }
+        Ok(())
+    }
+
+    async fn change_username(&self, mut user: User, new_username: &str) -> Result<(), DomainError> {
+        user.username = new_username.to_owned();
+        match self.users.store().update(&user).await {
+            Err(super::StoreError::Conflict(_)) => {
+                return Err(DomainError::field(
+                    "new_username",
+                    super::validation::MSG_USERNAME_TAKEN,
+                ));
+            }
+            other => other?,
+        }
+        if self.rules.username_changed_email_confirmation {
+            self.mail(EmailKind::UsernameChanged, &user, None);
+        }
+        Ok(())
+    }
+
+    async fn active_users_with_email(
+        &self,
+        email: &str,
+        show_not_found: bool,
+    ) -> Result<Vec<User>, DomainError> {
+        let problems = email_errors(email);
+        if !problems.is_empty() {
+            return Err(DomainError::Invalid(FieldErrors::from([(
+                "email".to_owned(),
+                problems,
+            )])));
+        }
+        let users: Vec<User> = self
+            .users
+            .store()
+            .by_email(email)
+            .await?
+            .into_iter()
+            .filter(|u| u.is_active)
+            .collect();
+        if users.is_empty() && show_not_found {
+            return Err(DomainError::field("email", MSG_EMAIL_NOT_FOUND));
+        }
+        Ok(users)
+    }
+
+    async fn user_by_uid(&self, uid: &str) -> Result<User, DomainError> {
+        let id: Option<Uuid> = AccountTokens::parse_uid(uid);
+        match id {
+            Some(id) => self
+                .users
+                .store()
+                .by_id(id)
+                .await?
+                .ok_or(DomainError::field("uid", MSG_BAD_UID)),
+            None => Err(DomainError::field("uid", MSG_BAD_UID)),
+        }
+    }
+
+    fn check_token(&self, purpose: Purpose, user: &User, token: &str) -> Result<(), DomainError> {
+        if self.links.check(purpose, user, token) {
+            Ok(())
+        } else {
+            Err(DomainError::field("token", MSG_BAD_TOKEN))
+        }
+    }
+
+    /// Queues `kind` for `user`; with a purpose, the link carries a fresh uid/token pair.
+    fn mail(&self, kind: EmailKind, user: &User, link: Option<(Purpose, &String)>) {
+        if user.email.is_empty() {
+            return;
+        }
+        let url = link.map(|(purpose, route)| {
+            let route = route
+                .replace("{uid}", &AccountTokens::uid(user))
+                .replace("{token}", &self.links.make(purpose, user));
+            format!("{}/{}", self.rules.site_url, route.trim_start_matches('/'))
+        });
+        self.mailer.send(Email {
+            kind,
+            to: user.email.clone(),
+            username: user.username.clone(),
+            url,
+        });
+    }
+}
+
+/// Djoser's retype check: the retyped field is required and must match.
+fn retyped(field: &str, value: &str, retyped: Option<&str>) -> Result<(), DomainError> {
+    match retyped {
+        None => Err(DomainError::field(field, "This field is required.")),
+        Some(r) if r != value => Err(DomainError::field(
+            "non_field_errors",
+            MSG_PASSWORD_MISMATCH,
+        )),
+        Some(_) => Ok(()),
+    }
+}
