@@ -112,6 +112,7 @@ pub struct JwtSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AccountSettings {
+    pub login_field: LoginField,
     pub hide_users: bool,
     pub user_create_password_retype: bool,
     pub set_password_retype: bool,
@@ -131,6 +132,8 @@ pub struct AccountSettings {
     #[serde(deserialize_with = "duration")]
     pub password_reset_timeout: Duration,
 }
+
+pub use crate::domain::users::LoginField;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -74,6 +74,7 @@ impl AppState {
         }
         let mut users = UserService::new(user_store, Arc::new(hasher), rules);
         users.set_hide_users(settings.accounts.hide_users);
+        users.set_login_field(settings.accounts.login_field);
         let users = Arc::new(users);
 
         let sql_revocations = SqlRevocations::new(db.clone());

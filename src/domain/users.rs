@@ -53,6 +53,26 @@ pub trait UserStore: Send + Sync {
     async fn ping(&self) -> Result<(), StoreError>;
 }
 
+/// What users log in with (Djoser's LOGIN_FIELD / Django's USERNAME_FIELD).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LoginField {
+    Username,
+    Email,
+}
+
+impl LoginField {
+    /// The request field that carries it.
+    pub fn name(self) -> &'static str {
+        match self {
+            LoginField::Username => "username",
+            LoginField::Email => "email",
+        }
+    }
+}
+
+pub const MSG_EMAIL_TAKEN: &str = "User with this Email address already exists.";
+
 /// What a registration supplies.
 pub struct Registration {
     pub username: String,
@@ -76,6 +96,7 @@ pub struct UserService {
     hasher: Arc<PasswordHasher>,
     rules: PasswordRules,
     hide_users: bool,
+    login_field: LoginField,
 }
 
 impl UserService {
@@ -89,6 +110,7 @@ impl UserService {
             hasher,
             rules,
             hide_users: true,
+            login_field: LoginField::Username,
         }
     }
 
@@ -104,7 +126,11 @@ impl UserService {
             "username",
             self.username_problems(&r.username).await?,
         );
-        push(&mut errors, "email", email_errors(&r.email));
+        push(
+            &mut errors,
+            "email",
+            self.email_problems(&r.email, None).await?,
+        );
         if errors.is_empty() {
             let attributes = [
                 UserAttribute {
@@ -151,7 +177,14 @@ impl UserService {
         if password.len() >= MAX_PASSWORD_BYTES {
             return Err(DomainError::InvalidCredentials);
         }
-        let user = self.store.by_username(username).await?;
+        let user = match self.login_field {
+            LoginField::Username => self.store.by_username(username).await?,
+            // Emails are unique in this mode; an ambiguous one (from before it) logs no one in.
+            LoginField::Email => match self.store.by_email(username).await?.as_slice() {
+                [only] => Some(only.clone()),
+                _ => None,
+            },
+        };
         let stored = user.as_ref().map(|u| u.password_hash.clone());
         if !self.hasher.verify(password.to_owned(), stored).await? {
             return Err(DomainError::InvalidCredentials);
@@ -170,6 +203,38 @@ impl UserService {
             (false, true) => Err(DomainError::Hidden),
             (false, false) => Err(DomainError::Forbidden),
         }
+    }
+
+    /// What users log in with; with email, emails are required and unique.
+    pub fn set_login_field(&mut self, field: LoginField) {
+        self.login_field = field;
+    }
+
+    pub fn login_field(&self) -> LoginField {
+        self.login_field
+    }
+
+    /// Messages for `email` as `user`'s (or a new user's) address under the login-field rules.
+    async fn email_problems(
+        &self,
+        email: &str,
+        user: Option<Uuid>,
+    ) -> Result<Vec<String>, DomainError> {
+        let mut problems = email_errors(email);
+        if problems.is_empty() && self.login_field == LoginField::Email {
+            if email.is_empty() {
+                problems.push("This field is required.".to_owned());
+            } else if self
+                .store
+                .by_email(email)
+                .await?
+                .iter()
+                .any(|u| Some(u.id) != user)
+            {
+                problems.push(MSG_EMAIL_TAKEN.to_owned());
+            }
+        }
+        Ok(problems)
     }
 
     /// Djoser's HIDE_USERS: whether non-staff callers see only themselves.
@@ -204,7 +269,7 @@ impl UserService {
     ) -> Result<User, DomainError> {
         let mut user = self.get(actor, id).await?;
         if let Some(email) = change.email {
-            let problems = email_errors(&email);
+            let problems = self.email_problems(&email, Some(user.id)).await?;
             if !problems.is_empty() {
                 return Err(DomainError::Invalid(FieldErrors::from([(
                     "email".to_owned(),

@@ -29,6 +29,7 @@ pub struct Body<T>(pub T);
 pub struct Fields {
     map: Map<String, Value>,
     errors: FieldErrors,
+    login_field: &'static str,
 }
 
 impl Fields {
@@ -36,7 +37,13 @@ impl Fields {
         Self {
             map,
             errors: FieldErrors::new(),
+            login_field: "username",
         }
+    }
+
+    /// The name of the field users log in with (`username` or `email`).
+    pub fn login_field(&self) -> &'static str {
+        self.login_field
     }
 
     /// A required, non-blank string, trimmed like DRF's CharField.
@@ -253,6 +260,9 @@ impl<'a, T: FromFields> ApiExtractor<'a> for Body<T> {
             .map_or(usize::MAX, |s| s.settings.server.body_limit);
         let bytes = read_limited(request, body, limit).await?;
         let mut fields = Fields::new(parse_object(request.content_type(), &bytes)?);
+        if let Some(state) = request.data::<AppState>() {
+            fields.login_field = state.users.login_field().name();
+        }
         let value = T::read(&mut fields);
         fields.finish()?;
         Ok(Body(value))

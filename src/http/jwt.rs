@@ -24,6 +24,7 @@ const SAMPLE_JWT: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJ0b2tlbl90eXBlI
 #[derive(Object)]
 #[oai(rename = "TokenObtain", example)]
 pub struct ObtainRequest {
+    /// The username; named `email` and holding the email when `accounts.login_field = "email"`.
     pub username: String,
     #[oai(write_only)]
     pub password: String,
@@ -41,7 +42,7 @@ impl Example for ObtainRequest {
 impl FromFields for ObtainRequest {
     fn read(f: &mut Fields) -> Self {
         Self {
-            username: f.required("username"),
+            username: f.required(f.login_field()),
             password: f.required("password"),
         }
     }

@@ -27,6 +27,7 @@ const UNABLE: &str = "Unable to log in with provided credentials.";
 #[derive(Object)]
 #[oai(rename = "TokenCreate", example)]
 pub struct LoginRequest {
+    /// The username; named `email` and holding the email when `accounts.login_field = "email"`.
     pub username: Option<String>,
     #[oai(write_only)]
     pub password: Option<String>,
@@ -44,7 +45,7 @@ impl Example for LoginRequest {
 impl FromFields for LoginRequest {
     fn read(f: &mut Fields) -> Self {
         Self {
-            username: f.optional("username", true),
+            username: f.optional(f.login_field(), true),
             password: f.optional("password", true),
         }
     }
@@ -232,6 +233,13 @@ impl TokenLoginApi {
             })
             .collect();
         Ok(Sessions::Ok(Json(list)))
+    }
+
+    /// Revoke every opaque key of the caller ("log out all devices").
+    #[oai(path = "/auth/token/sessions/", method = "delete")]
+    async fn delete_sessions(&self, state: Data<&AppState>, caller: Caller) -> Answer<Gone> {
+        state.opaque.revoke_all(caller.user.id).await?;
+        Ok(Gone::Gone)
     }
 
     /// Revoke one of the caller's keys by its `id`.

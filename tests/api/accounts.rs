@@ -17,6 +17,8 @@ on_every_backend!(
     set_username_and_reset_username,
     expired_reset_tokens_fail,
     users_can_be_visible_to_each_other,
+    users_can_log_in_with_their_email,
+    templates_can_be_overridden_and_a_dead_mail_server_blocks_nothing,
 );
 
 const NEW_PASSWORD: &str = "staple battery horse";
@@ -700,5 +702,146 @@ async fn users_can_be_visible_to_each_other(backend: Backend) {
             StatusCode::FORBIDDEN,
             json!({"detail": "You do not have permission to perform this action."})
         )
+    );
+}
+
+async fn users_can_log_in_with_their_email(backend: Backend) {
+    let app = TestApp::spawn_with(backend, &[("TESSERA__ACCOUNTS__LOGIN_FIELD", "email")]).await;
+    let (status, body) = post(
+        &app,
+        "/auth/users/",
+        json!({"username": "mailer", "password": PASSWORD}),
+    )
+    .await;
+    assert_eq!(
+        (status, body),
+        (
+            StatusCode::BAD_REQUEST,
+            json!({"email": ["This field is required."]})
+        )
+    );
+    let (status, _) = post(
+        &app,
+        "/auth/users/",
+        json!({"username": "mailer", "password": PASSWORD, "email": "m@example.com"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, body) = post(
+        &app,
+        "/auth/users/",
+        json!({"username": "other", "password": PASSWORD, "email": "M@example.com"}),
+    )
+    .await;
+    assert_eq!(
+        (status, body),
+        (
+            StatusCode::BAD_REQUEST,
+            json!({"email": ["User with this Email address already exists."]})
+        )
+    );
+
+    let (status, body) = post(
+        &app,
+        "/api/token/",
+        json!({"email": "m@example.com", "password": PASSWORD}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = post(
+        &app,
+        "/api/token/",
+        json!({"username": "mailer", "password": PASSWORD}),
+    )
+    .await;
+    assert_eq!(
+        (status, body),
+        (
+            StatusCode::BAD_REQUEST,
+            json!({"email": ["This field is required."]})
+        )
+    );
+    let (status, body) = post(
+        &app,
+        "/auth/token/login/",
+        json!({"email": "m@example.com", "password": PASSWORD}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, _) = post(
+        &app,
+        "/auth/token/login/",
+        json!({"username": "mailer", "password": PASSWORD}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let response = app
+        .request(Method::GET, "/auth/users/me/")
+        .basic_auth("m@example.com", Some(PASSWORD))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "Basic takes the email too"
+    );
+}
+
+async fn templates_can_be_overridden_and_a_dead_mail_server_blocks_nothing(backend: Backend) {
+    let templates = tempfile::tempdir().unwrap();
+    std::fs::write(
+        templates.path().join("activation.subject"),
+        "Welcome to {site_name}, {username}",
+    )
+    .unwrap();
+    std::fs::write(templates.path().join("activation.txt"), "Open {url} now").unwrap();
+    let dir = templates.path().display().to_string();
+    let (app, sink) = app_with_mail(
+        backend,
+        &[
+            ("TESSERA__ACCOUNTS__SEND_ACTIVATION_EMAIL", "true"),
+            ("TESSERA__EMAIL__TEMPLATES_DIR", dir.as_str()),
+            ("TESSERA__EMAIL__SITE_NAME", "Shop"),
+        ],
+    )
+    .await;
+    post(
+        &app,
+        "/auth/users/",
+        json!({"username": "tpl", "password": PASSWORD, "email": "tpl@example.com"}),
+    )
+    .await;
+    let mail = sink.message(1).await;
+    assert!(mail.contains("Subject: Welcome to Shop, tpl"), "{mail}");
+    assert!(
+        mail.contains("Open https://app.example/#/activate/"),
+        "{mail}"
+    );
+
+    // Nothing listens on port 9: delivery fails in the background, the answer does not wait.
+    let dead = TestApp::spawn_with(
+        backend,
+        &[
+            ("TESSERA__ACCOUNTS__SEND_ACTIVATION_EMAIL", "true"),
+            ("TESSERA__EMAIL__BACKEND", "smtp"),
+            ("TESSERA__EMAIL__SMTP_HOST", "127.0.0.1"),
+            ("TESSERA__EMAIL__SMTP_PORT", "9"),
+            ("TESSERA__EMAIL__SMTP_SECURITY", "none"),
+        ],
+    )
+    .await;
+    let started = std::time::Instant::now();
+    let (status, _) = post(
+        &dead,
+        "/auth/users/",
+        json!({"username": "nomail", "password": PASSWORD, "email": "n@example.com"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
     );
 }

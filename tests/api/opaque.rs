@@ -281,6 +281,25 @@ async fn several_keys_per_user_are_listed_and_revoked_one_by_one(backend: Backen
         me(&app, &format!("Token {phone}")).await.0,
         StatusCode::UNAUTHORIZED
     );
+
+    let (a, b) = (
+        token_login(&app, &user).await,
+        token_login(&app, &user).await,
+    );
+    let response = app
+        .request(Method::DELETE, "/auth/token/sessions/")
+        .header("Authorization", format!("Token {a}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    for key in [a, b] {
+        assert_eq!(
+            me(&app, &format!("Token {key}")).await.0,
+            StatusCode::UNAUTHORIZED,
+            "every device is logged out"
+        );
+    }
 }
 
 async fn keys_expire_after_their_lifetime(backend: Backend) {
