@@ -1,8 +1,8 @@
 //! The SQL `TokenLedger`: issued refresh tokens, their families and rotations.
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ColumnTrait, DatabaseConnection, EntityTrait, IntoActiveModel, QueryFilter, TransactionTrait,
-    sea_query::Expr,
+    ColumnTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, IntoActiveModel,
+    QueryFilter, TransactionTrait, UpdateMany, sea_query::Expr,
 };
 use uuid::Uuid;
 
@@ -83,25 +83,11 @@ impl TokenLedger for SqlTokenLedger {
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         let txn = self.db.begin().await.map_err(err)?;
-        // The conditional update is the lock: of two concurrent refreshes only one changes the row.
-        let claimed = row::Entity::update_many()
+        let claim = row::Entity::update_many()
             .col_expr(row::Column::RotatedAt, Expr::value(now))
             .filter(row::Column::Jti.eq(parent_jti))
-            .filter(row::Column::RotatedAt.is_null())
-            .exec(&txn)
-            .await
-            .map_err(err)?
-            .rows_affected
-            == 1;
-        if !claimed {
-            return Ok(false);
-        }
-        row::Entity::insert(to_model(child).into_active_model())
-            .exec_without_returning(&txn)
-            .await
-            .map_err(err)?;
-        txn.commit().await.map_err(err)?;
-        Ok(true)
+            .filter(row::Column::RotatedAt.is_null());
+        claim_then_record(txn, claim, child).await
     }
 
     async fn rotate_in_grace(
@@ -122,25 +108,12 @@ impl TokenLedger for SqlTokenLedger {
         if grandparent {
             return Ok(false);
         }
-        let claimed = row::Entity::update_many()
+        let claim = row::Entity::update_many()
             .col_expr(row::Column::GraceUsed, Expr::value(true))
             .filter(row::Column::Jti.eq(parent_jti))
             .filter(row::Column::RotatedAt.gte(rotated_since))
-            .filter(row::Column::GraceUsed.eq(false))
-            .exec(&txn)
-            .await
-            .map_err(err)?
-            .rows_affected
-            == 1;
-        if !claimed {
-            return Ok(false);
-        }
-        row::Entity::insert(to_model(child).into_active_model())
-            .exec_without_returning(&txn)
-            .await
-            .map_err(err)?;
-        txn.commit().await.map_err(err)?;
-        Ok(true)
+            .filter(row::Column::GraceUsed.eq(false));
+        claim_then_record(txn, claim, child).await
     }
 
     async fn close_family(
@@ -179,4 +152,23 @@ impl TokenLedger for SqlTokenLedger {
             .map_err(err)?;
         Ok(done.rows_affected)
     }
+}
+
+/// Runs the conditional `claim` in `txn`; when it changed exactly one row (the parent is ours),
+/// records `child` and commits. The conditional update is the lock: of two concurrent refreshes
+/// only one changes the row; the other's transaction rolls back when dropped.
+async fn claim_then_record(
+    txn: DatabaseTransaction,
+    claim: UpdateMany<row::Entity>,
+    child: &OutstandingToken,
+) -> Result<bool, StoreError> {
+    if claim.exec(&txn).await.map_err(err)?.rows_affected != 1 {
+        return Ok(false);
+    }
+    row::Entity::insert(to_model(child).into_active_model())
+        .exec_without_returning(&txn)
+        .await
+        .map_err(err)?;
+    txn.commit().await.map_err(err)?;
+    Ok(true)
 }
