@@ -21,6 +21,7 @@ pub struct Settings {
     pub tokens: TokenSettings,
     pub accounts: AccountSettings,
     pub email: EmailSettings,
+    pub throttle: ThrottleSettings,
     /// `--dev`: allows an ephemeral or short signing key. Not a config key.
     #[serde(skip)]
     pub dev: bool,
@@ -108,6 +109,23 @@ pub struct JwtSettings {
     #[serde(deserialize_with = "duration")]
     pub prune_interval: Duration,
 }
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThrottleSettings {
+    pub enabled: bool,
+    pub anon: String,
+    pub user: String,
+    pub trusted_proxies: Vec<String>,
+    pub lockout_failures: u32,
+    pub lockout_ip_failures: u32,
+    #[serde(deserialize_with = "duration")]
+    pub lockout_window: Duration,
+    pub scopes: HashMap<String, String>,
+}
+
+/// The endpoint groups that may have a rate of their own.
+pub const THROTTLE_SCOPES: [&str; 4] = ["login", "register", "refresh", "password_reset"];
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -232,6 +250,7 @@ impl Settings {
                 .with_list_parse_key("jwt.verifying_keys")
                 .with_list_parse_key("jwt.verifying_key_files")
                 .with_list_parse_key("jwt.auth_header_types")
+                .with_list_parse_key("throttle.trusted_proxies")
                 .source(Some(tessera_vars)),
         );
         let fail = |e: config::ConfigError| SettingsError(e.to_string());
@@ -318,6 +337,39 @@ impl Settings {
                 "must list at least one single word",
             );
         }
+        let t = &self.throttle;
+        for (key, rate) in [("throttle.anon", &t.anon), ("throttle.user", &t.user)] {
+            if crate::domain::throttle::Rate::parse(rate).is_none() {
+                return bad(
+                    key,
+                    "must look like \"100/min\" (units second, minute, hour, day)",
+                );
+            }
+        }
+        for (scope, rate) in &t.scopes {
+            if !THROTTLE_SCOPES.contains(&scope.as_str()) {
+                return bad(
+                    &format!("throttle.scopes.{scope}"),
+                    "unknown scope (login, register, refresh, password_reset)",
+                );
+            }
+            if crate::domain::throttle::Rate::parse(rate).is_none() {
+                return bad(
+                    &format!("throttle.scopes.{scope}"),
+                    "must look like \"10/min\"",
+                );
+            }
+        }
+        if let Some(p) = t
+            .trusted_proxies
+            .iter()
+            .find(|p| parse_network(p).is_none())
+        {
+            return bad(
+                "throttle.trusted_proxies",
+                &format!("`{p}` is not an address or CIDR"),
+            );
+        }
         if !["starttls", "tls", "none"].contains(&self.email.smtp_security.as_str()) {
             return bad("email.smtp_security", "must be starttls, tls or none");
         }
@@ -344,6 +396,15 @@ impl Settings {
         .into_iter()
         .find(|a| format!("{a:?}") == self.jwt.algorithm)
     }
+}
+
+/// An address (a /32 or /128) or a CIDR.
+pub fn parse_network(text: &str) -> Option<ipnet::IpNet> {
+    text.parse::<ipnet::IpNet>().ok().or_else(|| {
+        text.parse::<std::net::IpAddr>()
+            .ok()
+            .map(ipnet::IpNet::from)
+    })
 }
 
 fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {

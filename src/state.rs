@@ -13,6 +13,7 @@ use crate::{
         opaque::{OpaqueRules, OpaqueTokenService},
         passwords::{BlockingPool, PasswordHasher, PasswordRules},
         revocation::RevocationStore,
+        throttle::{LoginGuard, Rate, Throttle},
         tokens::{JwtRules, TokenService},
         users::{UserService, UserStore},
     },
@@ -21,7 +22,8 @@ use crate::{
     store::{
         database,
         opaque::SqlOpaqueTokenStore,
-        revocation::{RedisRevocations, SqlRevocations},
+        revocation::{RedisRevocations, SqlRevocations, redis_connection},
+        throttle::{MemoryCounters, RateLimiterAndCounter, RedisCounters},
         tokens::SqlTokenLedger,
         users::{CachedUserStore, SqlUserStore},
     },
@@ -34,6 +36,10 @@ pub struct AppState {
     pub tokens: Arc<TokenService>,
     pub opaque: Arc<OpaqueTokenService>,
     pub accounts: Arc<AccountService>,
+    /// Rate limits; None when `throttle.enabled` is off.
+    pub throttle: Option<Arc<Throttle>>,
+    /// Proxies whose X-Forwarded-For is believed.
+    pub trusted_proxies: Arc<Vec<ipnet::IpNet>>,
     /// The pool, for readiness checks and operators' tooling.
     pub database: DatabaseConnection,
 }
@@ -75,20 +81,63 @@ impl AppState {
         let mut users = UserService::new(user_store, Arc::new(hasher), rules);
         users.set_hide_users(settings.accounts.hide_users);
         users.set_login_field(settings.accounts.login_field);
-        let users = Arc::new(users);
 
-        let sql_revocations = SqlRevocations::new(db.clone());
-        let revocations: Arc<dyn RevocationStore> = if settings.redis.url.is_empty() {
-            Arc::new(sql_revocations)
-        } else {
-            let r = &settings.redis;
-            Arc::new(RedisRevocations::new(
-                sql_revocations,
-                &r.url,
-                &r.key_prefix,
-                r.timeout,
-            )?)
+        let redis = match settings.redis.url.as_str() {
+            "" => None,
+            url => Some(redis_connection(url, settings.redis.timeout)?),
         };
+        let sql_revocations = SqlRevocations::new(db.clone());
+        let revocations: Arc<dyn RevocationStore> = match &redis {
+            None => Arc::new(sql_revocations),
+            Some(conn) => Arc::new(RedisRevocations::new(
+                sql_revocations,
+                conn.clone(),
+                &settings.redis.key_prefix,
+            )),
+        };
+        // Counters: shared in Redis when there is one; this process's memory otherwise, and as
+        // the lockout's fallback.
+        let memory = Arc::new(MemoryCounters::new(100_000));
+        let shared: Arc<dyn RateLimiterAndCounter> = match &redis {
+            None => memory.clone(),
+            Some(conn) => Arc::new(RedisCounters::new(conn.clone(), &settings.redis.key_prefix)),
+        };
+        let t = &settings.throttle;
+        let throttle = t.enabled.then(|| {
+            let rate = |text: &str| {
+                Rate::parse(text).unwrap_or(Rate {
+                    requests: 1,
+                    period: std::time::Duration::from_secs(1),
+                })
+            };
+            let scopes = t
+                .scopes
+                .iter()
+                .map(|(name, r)| (name.clone(), rate(r)))
+                .collect();
+            Arc::new(Throttle::new(
+                shared.clone().as_limiter(),
+                rate(&t.anon),
+                rate(&t.user),
+                scopes,
+            ))
+        });
+        let guard = LoginGuard::new(
+            shared.clone().as_counter(),
+            memory.clone(),
+            t.lockout_failures,
+            t.lockout_ip_failures,
+            t.lockout_window,
+        );
+        let trusted_proxies: Vec<ipnet::IpNet> = t
+            .trusted_proxies
+            .iter()
+            .filter_map(|p| crate::settings::parse_network(p))
+            .collect();
+        if t.lockout_failures > 0 {
+            users.set_login_guard(Arc::new(guard));
+        }
+        let users = Arc::new(users);
         let (keys, signing_material) = load_keys(&settings)?;
         let tokens = TokenService::new(
             jwt_rules(&settings),
@@ -147,6 +196,8 @@ impl AppState {
             tokens,
             opaque,
             accounts: Arc::new(accounts),
+            throttle,
+            trusted_proxies: Arc::new(trusted_proxies),
             database: db,
         })
     }

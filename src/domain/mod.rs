@@ -6,6 +6,7 @@ pub mod mail;
 pub mod opaque;
 pub mod passwords;
 pub mod revocation;
+pub mod throttle;
 pub mod tokens;
 pub mod users;
 pub mod validation;
@@ -32,6 +33,9 @@ pub enum DomainError {
     /// The password-hashing queue is full: retry shortly.
     #[error("password hashing is saturated")]
     Busy,
+    /// Too many requests or failed logins: retry after this many seconds.
+    #[error("throttled")]
+    Throttled { retry_after_secs: u64 },
     /// A backing store is unreachable: retry shortly.
     #[error("a backing store is unavailable")]
     Unavailable,

@@ -95,8 +95,9 @@ impl OpaqueTokenService {
         username: &str,
         password: &str,
         device: &str,
+        ip: Option<std::net::IpAddr>,
     ) -> Result<String, DomainError> {
-        let user = self.users.authenticate(username, password).await?;
+        let user = self.users.authenticate(username, password, ip).await?;
         self.key_for(&user, device, false).await
     }
 

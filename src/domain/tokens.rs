@@ -144,8 +144,13 @@ impl TokenService {
 
     /// Username and password for a fresh pair (a new family). Any failure, including an inactive
     /// user, is `InvalidCredentials`, so nothing is revealed.
-    pub async fn obtain(&self, username: &str, password: &str) -> Result<TokenPair, DomainError> {
-        let mut user = self.users.authenticate(username, password).await?;
+    pub async fn obtain(
+        &self,
+        username: &str,
+        password: &str,
+        ip: Option<std::net::IpAddr>,
+    ) -> Result<TokenPair, DomainError> {
+        let mut user = self.users.authenticate(username, password, ip).await?;
         if self.rules.update_last_login {
             user.last_login = Some(Utc::now());
             self.users.store().update(&user).await?;

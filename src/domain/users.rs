@@ -1,5 +1,5 @@
 //! User accounts: registration, lookup with Djoser's visibility rules, profile changes, deletion.
-use std::sync::Arc;
+use std::{net::IpAddr, sync::Arc};
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -7,6 +7,7 @@ use uuid::Uuid;
 use super::{
     DomainError, FieldErrors, StoreError,
     passwords::{MAX_PASSWORD_BYTES, PasswordHasher, PasswordRules, UserAttribute},
+    throttle::LoginGuard,
     validation::{MSG_USERNAME_TAKEN, email_errors, username_errors},
 };
 
@@ -97,6 +98,7 @@ pub struct UserService {
     rules: PasswordRules,
     hide_users: bool,
     login_field: LoginField,
+    guard: Option<Arc<LoginGuard>>,
 }
 
 impl UserService {
@@ -111,6 +113,7 @@ impl UserService {
             rules,
             hide_users: true,
             login_field: LoginField::Username,
+            guard: None,
         }
     }
 
@@ -173,7 +176,27 @@ impl UserService {
 
     /// The active user with this exact username and password. Unknown users cost a dummy
     /// verification so the answer time does not reveal which usernames exist.
-    pub async fn authenticate(&self, username: &str, password: &str) -> Result<User, DomainError> {
+    pub async fn authenticate(
+        &self,
+        username: &str,
+        password: &str,
+        ip: Option<IpAddr>,
+    ) -> Result<User, DomainError> {
+        if let Some(guard) = &self.guard {
+            guard.check(username, ip).await?;
+        }
+        let outcome = self.check_credentials(username, password).await;
+        if let Some(guard) = &self.guard {
+            match &outcome {
+                Ok(_) => guard.succeeded(username).await,
+                Err(DomainError::InvalidCredentials) => guard.failed(username, ip).await,
+                Err(_) => {}
+            }
+        }
+        outcome
+    }
+
+    async fn check_credentials(&self, username: &str, password: &str) -> Result<User, DomainError> {
         if password.len() >= MAX_PASSWORD_BYTES {
             return Err(DomainError::InvalidCredentials);
         }
@@ -203,6 +226,11 @@ impl UserService {
             (false, true) => Err(DomainError::Hidden),
             (false, false) => Err(DomainError::Forbidden),
         }
+    }
+
+    /// Brute-force protection for every password check by login.
+    pub fn set_login_guard(&mut self, guard: Arc<LoginGuard>) {
+        self.guard = Some(guard);
     }
 
     /// What users log in with; with email, emails are required and unique.

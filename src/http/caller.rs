@@ -9,7 +9,9 @@ use poem_openapi::{
 
 use serde_json::json;
 
-use super::error::ApiError;
+use std::net::IpAddr;
+
+use super::{error::ApiError, throttle::client_ip};
 use crate::{
     domain::{DomainError, tokens::TokenError, users::User},
     state::AppState,
@@ -28,7 +30,11 @@ const TOKEN: &str = "tokenAuth";
 
 impl Caller {
     /// Tries the schemes in DRF's order: JWT (`Bearer`, case-sensitive), `Token`, then Basic.
-    async fn authenticate(state: &AppState, header: Option<&str>) -> Result<Self, ApiError> {
+    async fn authenticate(
+        state: &AppState,
+        header: Option<&str>,
+        ip: Option<IpAddr>,
+    ) -> Result<Self, ApiError> {
         let header = header.unwrap_or("");
         let parts: Vec<&str> = header.split_whitespace().collect();
         match parts.first() {
@@ -43,7 +49,7 @@ impl Caller {
                 bearer(state, &parts).await
             }
             Some(scheme) if scheme.eq_ignore_ascii_case("token") => opaque(state, &parts).await,
-            Some(scheme) if scheme.eq_ignore_ascii_case("basic") => basic(state, &parts).await,
+            Some(scheme) if scheme.eq_ignore_ascii_case("basic") => basic(state, &parts, ip).await,
             _ => Err(ApiError::not_authenticated()),
         }
     }
@@ -96,7 +102,7 @@ async fn opaque(state: &AppState, parts: &[&str]) -> Result<Caller, ApiError> {
 }
 
 /// DRF's BasicAuthentication.
-async fn basic(state: &AppState, parts: &[&str]) -> Result<Caller, ApiError> {
+async fn basic(state: &AppState, parts: &[&str], ip: Option<IpAddr>) -> Result<Caller, ApiError> {
     let failed = |msg: &str| ApiError::detail(StatusCode::UNAUTHORIZED, msg);
     match parts.len() {
         1 => return Err(failed("Invalid basic header. No credentials provided.")),
@@ -116,7 +122,7 @@ async fn basic(state: &AppState, parts: &[&str]) -> Result<Caller, ApiError> {
             "Invalid basic header. Credentials not correctly base64 encoded.",
         ));
     };
-    match state.users.authenticate(username, password).await {
+    match state.users.authenticate(username, password, ip).await {
         Ok(user) => Ok(Caller {
             user,
             opaque_key: None,
@@ -189,6 +195,14 @@ impl<'a> ApiExtractor<'a> for Caller {
             .headers()
             .get(poem::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
-        Ok(Self::authenticate(state, header).await?)
+        let caller = Self::authenticate(state, header, client_ip(request)).await?;
+        // DRF's UserRateThrottle: authenticated callers are limited by user.
+        if let Some(limiter) = &state.throttle {
+            limiter
+                .check_user(caller.user.id)
+                .await
+                .map_err(ApiError::from)?;
+        }
+        Ok(caller)
     }
 }

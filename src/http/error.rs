@@ -23,6 +23,8 @@ const RETRY_AFTER_SECS: &str = "1";
 pub struct ApiError {
     status: StatusCode,
     body: Value,
+    /// Seconds for `Retry-After` (429); 503s say 1.
+    retry_after: Option<u64>,
 }
 
 impl std::fmt::Display for ApiError {
@@ -39,12 +41,17 @@ impl ApiError {
         Self {
             status,
             body: json!({ "detail": message }),
+            retry_after: None,
         }
     }
 
     /// Any DRF body with `status`.
     pub fn body(status: StatusCode, body: Value) -> Self {
-        Self { status, body }
+        Self {
+            status,
+            body,
+            retry_after: None,
+        }
     }
 
     /// 400 with field errors.
@@ -52,6 +59,7 @@ impl ApiError {
         Self {
             status: StatusCode::BAD_REQUEST,
             body: json!(errors),
+            retry_after: None,
         }
     }
 
@@ -74,6 +82,15 @@ impl ApiError {
             StatusCode::UNAUTHORIZED,
             json!({ "detail": e.to_string(), "code": code }),
         )
+    }
+
+    /// DRF's 429 with `Retry-After`.
+    pub fn throttled(seconds: u64) -> Self {
+        let message = format!("Request was throttled. Expected available in {seconds} seconds.");
+        Self {
+            retry_after: Some(seconds),
+            ..Self::detail(StatusCode::TOO_MANY_REQUESTS, &message)
+        }
     }
 
     pub fn not_authenticated() -> Self {
@@ -119,6 +136,7 @@ impl From<DomainError> for ApiError {
             ),
             DomainError::Busy | DomainError::Unavailable => Self::unavailable(),
             DomainError::Token(e) => Self::token(&e),
+            DomainError::Throttled { retry_after_secs } => Self::throttled(retry_after_secs),
             DomainError::Account(AccountError::Stale) => {
                 Self::detail(StatusCode::FORBIDDEN, &AccountError::Stale.to_string())
             }
@@ -151,6 +169,9 @@ impl ResponseError for ApiError {
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static(WWW_AUTHENTICATE),
             );
+        }
+        if let Some(seconds) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
             headers.insert(

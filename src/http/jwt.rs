@@ -1,11 +1,12 @@
 //! SimpleJWT's endpoints (`/api/token/...`) and Djoser's aliases (`/auth/jwt/...`), plus JWKS.
-use poem::{http::StatusCode, web::Data};
+use poem::{Request, http::StatusCode, web::Data};
 use poem_openapi::{ApiResponse, Object, OpenApi, Tags, payload::Json, types::Example};
 
 use super::{
     body::{Body, Fields, FromFields},
     caller::Caller,
     error::ApiError,
+    throttle::client_ip,
 };
 use crate::{
     domain::{DomainError, tokens::TokenError},
@@ -167,8 +168,12 @@ pub enum Jwks {
 
 type Answer<T> = Result<T, ApiError>;
 
-async fn obtain(state: &AppState, body: ObtainRequest) -> Answer<Pair> {
-    match state.tokens.obtain(&body.username, &body.password).await {
+async fn obtain(state: &AppState, body: ObtainRequest, req: &Request) -> Answer<Pair> {
+    match state
+        .tokens
+        .obtain(&body.username, &body.password, client_ip(req))
+        .await
+    {
         Ok(pair) => Ok(Pair::Ok(Json(PairBody {
             refresh: pair.refresh,
             access: pair.access,
@@ -206,14 +211,24 @@ pub struct JwtApi;
 impl JwtApi {
     /// Obtain an access/refresh pair (SimpleJWT's TokenObtainPairView).
     #[oai(path = "/api/token/", method = "post")]
-    async fn token(&self, state: Data<&AppState>, body: Body<ObtainRequest>) -> Answer<Pair> {
-        obtain(&state, body.0).await
+    async fn token(
+        &self,
+        state: Data<&AppState>,
+        body: Body<ObtainRequest>,
+        req: &Request,
+    ) -> Answer<Pair> {
+        obtain(&state, body.0, req).await
     }
 
     /// Djoser's alias of `POST /api/token/`.
     #[oai(path = "/auth/jwt/create/", method = "post")]
-    async fn jwt_create(&self, state: Data<&AppState>, body: Body<ObtainRequest>) -> Answer<Pair> {
-        obtain(&state, body.0).await
+    async fn jwt_create(
+        &self,
+        state: Data<&AppState>,
+        body: Body<ObtainRequest>,
+        req: &Request,
+    ) -> Answer<Pair> {
+        obtain(&state, body.0, req).await
     }
 
     /// Exchange a refresh token for a new access token (and, rotating, a new refresh token).

@@ -4,6 +4,7 @@ mod caller;
 mod error;
 mod health;
 mod jwt;
+mod throttle;
 mod token_login;
 mod users;
 
@@ -88,6 +89,7 @@ pub fn app(state: AppState) -> impl Endpoint + use<> {
         .nest("/", api)
         // Paths are served with and without the trailing slash (Djoser's clients use both).
         .with(NormalizePath::new(TrailingSlash::Trim))
+        .around(throttle::limit)
         .data(state)
         .around(|ep, req| async move { Ok(observe(ep, req).await) })
 }

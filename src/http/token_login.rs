@@ -10,6 +10,7 @@ use super::{
     body::{Body, Fields, FromFields},
     caller::Caller,
     error::ApiError,
+    throttle::client_ip,
 };
 use crate::{domain::DomainError, state::AppState};
 
@@ -162,7 +163,11 @@ async fn login(
     password: &str,
     req: &Request,
 ) -> Result<String, ApiError> {
-    match state.opaque.login(username, password, &device(req)).await {
+    match state
+        .opaque
+        .login(username, password, &device(req), client_ip(req))
+        .await
+    {
         Ok(key) => Ok(key),
         Err(DomainError::InvalidCredentials) => Err(ApiError::field("non_field_errors", UNABLE)),
         Err(e) => Err(e.into()),

@@ -3,6 +3,7 @@ pub mod database;
 pub mod entities;
 pub mod opaque;
 pub mod revocation;
+pub mod throttle;
 pub mod tokens;
 pub mod users;
 

@@ -153,6 +153,20 @@ impl RevocationStore for SqlRevocations {
     }
 }
 
+/// A multiplexed connection to `url` that connects lazily with short timeouts: Redis being down
+/// at start is fine, and a slow Redis costs a request at most `timeout`.
+pub fn redis_connection(url: &str, timeout: Duration) -> Result<ConnectionManager, StoreError> {
+    let client =
+        redis::Client::open(url).map_err(|e| StoreError::Internal(format!("redis url: {e}")))?;
+    let config = redis::aio::ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(timeout))
+        .set_response_timeout(Some(timeout))
+        .set_number_of_retries(1)
+        .set_max_delay(Duration::from_millis(500));
+    ConnectionManager::new_lazy_with_config(client, config)
+        .map_err(|e| StoreError::Internal(format!("redis: {e}")))
+}
+
 /// Redis in front of [`SqlRevocations`]. Keys: `{prefix}revoked:{jti}`, `{prefix}cutoff:{user}`
 /// (each with the entry's remaining lifetime as TTL) and `{prefix}epoch`, a marker written after
 /// every rebuild: its absence means Redis lost its data (FLUSHALL, restart without persistence).
@@ -174,22 +188,8 @@ pub struct RedisRevocations {
 
 impl RedisRevocations {
     /// A store on `url`, connecting lazily with short timeouts; Redis being down at start is fine.
-    pub fn new(
-        sql: SqlRevocations,
-        url: &str,
-        prefix: &str,
-        timeout: Duration,
-    ) -> Result<Self, StoreError> {
-        let client = redis::Client::open(url)
-            .map_err(|e| StoreError::Internal(format!("redis url: {e}")))?;
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_millis(500));
-        let redis = ConnectionManager::new_lazy_with_config(client, config)
-            .map_err(|e| StoreError::Internal(format!("redis: {e}")))?;
-        Ok(Self {
+    pub fn new(sql: SqlRevocations, redis: ConnectionManager, prefix: &str) -> Self {
+        Self {
             sql,
             redis,
             prefix: prefix.to_owned(),
@@ -198,7 +198,7 @@ impl RedisRevocations {
             rebuilding: Arc::new(Mutex::new(())),
             last_attempt: Arc::new(AtomicI64::new(0)),
             fallbacks: Arc::new(AtomicU64::new(0)),
-        })
+        }
     }
 
     fn jti_key(&self, jti: &str) -> String {

@@ -159,6 +159,9 @@ impl TestApp {
             env.insert("REDIS_URL".into(), redis_url());
             env.insert("TESSERA__REDIS__KEY_PREFIX".into(), prefix.clone());
         }
+        // Throttles and lockouts are tested on their own (tests/api/throttle.rs).
+        env.insert("TESSERA__THROTTLE__ENABLED".into(), "false".into());
+        env.insert("TESSERA__THROTTLE__LOCKOUT_FAILURES".into(), "0".into());
         // Mail goes to files in the test's own folder unless a test says otherwise.
         env.insert(
             "TESSERA__EMAIL__FILE_PATH".into(),

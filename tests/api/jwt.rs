@@ -790,8 +790,8 @@ async fn expired_records_are_pruned(backend: Backend) {
     let app = TestApp::spawn_with(
         backend,
         &[
-            ("TESSERA__JWT__ACCESS_TOKEN_LIFETIME", "1s"),
-            ("TESSERA__JWT__REFRESH_TOKEN_LIFETIME", "1s"),
+            ("TESSERA__JWT__ACCESS_TOKEN_LIFETIME", "4s"),
+            ("TESSERA__JWT__REFRESH_TOKEN_LIFETIME", "4s"),
         ],
     )
     .await;
@@ -808,7 +808,7 @@ async fn expired_records_are_pruned(backend: Backend) {
         0,
         "nothing has expired yet"
     );
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    tokio::time::sleep(Duration::from_millis(5100)).await;
     assert_eq!(
         app.app_state.tokens.prune().await.unwrap(),
         3,

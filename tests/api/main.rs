@@ -12,4 +12,5 @@ mod jwt_keys;
 mod opaque;
 mod openapi;
 mod smtp_sink;
+mod throttle;
 mod users;

@@ -303,11 +303,11 @@ async fn several_keys_per_user_are_listed_and_revoked_one_by_one(backend: Backen
 }
 
 async fn keys_expire_after_their_lifetime(backend: Backend) {
-    let app = TestApp::spawn_with(backend, &[("TESSERA__TOKENS__TOKEN_LIFETIME", "1s")]).await;
+    let app = TestApp::spawn_with(backend, &[("TESSERA__TOKENS__TOKEN_LIFETIME", "2s")]).await;
     let user = app.register("exp").await;
     let key = token_login(&app, &user).await;
     assert_eq!(me(&app, &format!("Token {key}")).await.0, StatusCode::OK);
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
     assert_eq!(
         me(&app, &format!("Token {key}")).await,
         (

@@ -1,0 +1,231 @@
+//! Rate limits (DRF's throttles, shared by every instance) and brute-force protection of the
+//! password checks.
+use std::{net::IpAddr, sync::Arc, time::Duration};
+
+use super::{DomainError, StoreError};
+
+/// `<requests>/<period>` as in DRF's DEFAULT_THROTTLE_RATES ("100/min", "5/hour", "1000/day").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    pub requests: u32,
+    pub period: Duration,
+}
+
+impl Rate {
+    /// Parses DRF's format; like DRF, only the first letter of the unit counts (s, m, h, d).
+    pub fn parse(text: &str) -> Option<Rate> {
+        let (count, unit) = text.split_once('/')?;
+        let requests: u32 = count.trim().parse().ok().filter(|n| *n > 0)?;
+        let seconds = match unit.trim().chars().next()? {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            _ => return None,
+        };
+        Some(Rate {
+            requests,
+            period: Duration::from_secs(seconds),
+        })
+    }
+}
+
+/// One limiter's answer for one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    pub allowed: bool,
+    pub limit: u32,
+    pub remaining: u32,
+    /// Seconds until the budget is whole again.
+    pub reset_secs: u64,
+    /// Seconds until the next request would be allowed (0 when allowed).
+    pub retry_after_secs: u64,
+}
+
+/// Counts requests against a rate, atomically across instances (GCRA).
+#[async_trait::async_trait]
+pub trait RateLimiter: Send + Sync {
+    async fn hit(&self, key: &str, rate: Rate) -> Result<Decision, StoreError>;
+}
+
+/// Counts failed password checks in a sliding window.
+#[async_trait::async_trait]
+pub trait FailureCounter: Send + Sync {
+    /// Failures recorded for `key` within the window (0 when none).
+    async fn failures(&self, key: &str) -> Result<u32, StoreError>;
+    /// Records one more failure; the count expires `window` after the last one.
+    async fn record(&self, key: &str, window: Duration) -> Result<u32, StoreError>;
+    async fn reset(&self, key: &str) -> Result<(), StoreError>;
+}
+
+/// Locks out an account or an address after too many failed password checks. The answer is
+/// the same whether the account exists, so it reveals nothing.
+pub struct LoginGuard {
+    counter: Arc<dyn FailureCounter>,
+    /// Used when the shared counter is unreachable, so an outage does not open guessing.
+    fallback: Arc<dyn FailureCounter>,
+    pub account_failures: u32,
+    pub ip_failures: u32,
+    pub window: Duration,
+}
+
+impl LoginGuard {
+    pub fn new(
+        counter: Arc<dyn FailureCounter>,
+        fallback: Arc<dyn FailureCounter>,
+        account_failures: u32,
+        ip_failures: u32,
+        window: Duration,
+    ) -> Self {
+        Self {
+            counter,
+            fallback,
+            account_failures,
+            ip_failures,
+            window,
+        }
+    }
+
+    fn keys(login: &str, ip: Option<IpAddr>) -> (String, Option<String>) {
+        (
+            format!("account:{}", login.to_lowercase()),
+            ip.map(|ip| format!("ip:{ip}")),
+        )
+    }
+
+    /// Refuses the attempt while the account or the address is locked out.
+    pub async fn check(&self, login: &str, ip: Option<IpAddr>) -> Result<(), DomainError> {
+        if self.account_failures == 0 {
+            return Ok(());
+        }
+        let (account, address) = Self::keys(login, ip);
+        let locked = self.count(&account).await >= self.account_failures
+            || match address {
+                Some(a) => self.count(&a).await >= self.ip_failures,
+                None => false,
+            };
+        if locked {
+            tracing::warn!(target: "tessera::audit", ip = ?ip, "login refused: locked out");
+            return Err(DomainError::Throttled {
+                retry_after_secs: self.window.as_secs(),
+            });
+        }
+        Ok(())
+    }
+
+    pub async fn failed(&self, login: &str, ip: Option<IpAddr>) {
+        if self.account_failures == 0 {
+            return;
+        }
+        let (account, address) = Self::keys(login, ip);
+        for key in std::iter::once(account).chain(address) {
+            if self.counter.record(&key, self.window).await.is_err() {
+                let _ = self.fallback.record(&key, self.window).await;
+            }
+        }
+    }
+
+    pub async fn succeeded(&self, login: &str) {
+        let (account, _) = Self::keys(login, None);
+        let _ = self.counter.reset(&account).await;
+        let _ = self.fallback.reset(&account).await;
+    }
+
+    async fn count(&self, key: &str) -> u32 {
+        let local = self.fallback.failures(key).await.unwrap_or(0);
+        match self.counter.failures(key).await {
+            Ok(shared) => shared.max(local),
+            Err(e) => {
+                tracing::warn!(error = %e, "failure counter unreachable: using this instance's counts");
+                local
+            }
+        }
+    }
+}
+
+/// DRF's throttles: anonymous callers by address, authenticated ones by user, endpoint groups by
+/// their own rate. A limiter that cannot be reached lets requests through (logged and counted):
+/// rate limits protect capacity, the login lockout protects accounts and never fails open.
+pub struct Throttle {
+    limiter: Arc<dyn RateLimiter>,
+    pub anon: Rate,
+    pub user: Rate,
+    scopes: std::collections::HashMap<String, Rate>,
+    /// Checks let through because the limiter was unreachable.
+    pub failed_open: std::sync::atomic::AtomicU64,
+}
+
+impl Throttle {
+    pub fn new(
+        limiter: Arc<dyn RateLimiter>,
+        anon: Rate,
+        user: Rate,
+        scopes: std::collections::HashMap<String, Rate>,
+    ) -> Self {
+        Self {
+            limiter,
+            anon,
+            user,
+            scopes,
+            failed_open: Default::default(),
+        }
+    }
+
+    pub fn scope(&self, name: &str) -> Option<Rate> {
+        self.scopes.get(name).copied()
+    }
+
+    /// Counts one request under `key`; `None` when the limiter could not be asked.
+    pub async fn hit(&self, key: &str, rate: Rate) -> Option<Decision> {
+        match self.limiter.hit(key, rate).await {
+            Ok(decision) => Some(decision),
+            Err(e) => {
+                self.failed_open
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tracing::warn!(error = %e, "rate limiter unreachable: request let through");
+                None
+            }
+        }
+    }
+
+    /// DRF's UserRateThrottle.
+    pub async fn check_user(&self, user: uuid::Uuid) -> Result<(), DomainError> {
+        match self.hit(&format!("user:{user}"), self.user).await {
+            Some(d) if !d.allowed => Err(DomainError::Throttled {
+                retry_after_secs: d.retry_after_secs,
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_drf_rates() {
+        assert_eq!(
+            Rate::parse("100/min"),
+            Some(Rate {
+                requests: 100,
+                period: Duration::from_secs(60)
+            })
+        );
+        assert_eq!(
+            Rate::parse("5/hour").map(|r| r.period),
+            Some(Duration::from_secs(3600))
+        );
+        assert_eq!(
+            Rate::parse("1/s").map(|r| r.period),
+            Some(Duration::from_secs(1))
+        );
+        assert_eq!(
+            Rate::parse("3/day").map(|r| r.period),
+            Some(Duration::from_secs(86_400))
+        );
+        for bad in ["", "10", "x/min", "0/min", "10/week"] {
+            assert_eq!(Rate::parse(bad), None, "{bad}");
+        }
+    }
+}
