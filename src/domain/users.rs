@@ -228,6 +228,14 @@ impl UserService {
         }
     }
 
+    /// What `user` logs in with under the configured login field.
+    fn login_of<'u>(&self, user: &'u User) -> &'u str {
+        match self.login_field {
+            LoginField::Username => &user.username,
+            LoginField::Email => &user.email,
+        }
+    }
+
     /// Brute-force protection for every password check by login.
     pub fn set_login_guard(&mut self, guard: Arc<LoginGuard>) {
         self.guard = Some(guard);
@@ -394,11 +402,23 @@ impl UserService {
         actor: &User,
         password: &str,
     ) -> Result<(), DomainError> {
+        // A stolen session must not become a password oracle: these checks count toward the
+        // account's lockout like logins do.
+        if let Some(guard) = &self.guard {
+            guard.check(self.login_of(actor), None).await?;
+        }
         let ok = password.len() < MAX_PASSWORD_BYTES
             && self
                 .hasher
                 .verify(password.to_owned(), Some(actor.password_hash.clone()))
                 .await?;
+        if let Some(guard) = &self.guard {
+            if ok {
+                guard.succeeded(self.login_of(actor)).await;
+            } else {
+                guard.failed(self.login_of(actor), None).await;
+            }
+        }
         if ok {
             Ok(())
         } else {

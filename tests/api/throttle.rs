@@ -214,6 +214,22 @@ async fn repeated_failures_lock_the_account_alike_for_known_and_unknown_users(ba
         attempt(user.username.clone(), PASSWORD).await.status(),
         StatusCode::OK
     );
+
+    // Wrong current passwords from a logged-in session count too.
+    let other = app.register("session").await;
+    let (access, _) = app.login(&other).await;
+    for _ in 0..3 {
+        let response = app
+            .request(Method::POST, "/auth/users/set_password/")
+            .bearer_auth(&access)
+            .json(&json!({"current_password": "wrong", "new_password": "staple battery horse"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    }
+    let (status, _) = answer(attempt(other.username.clone(), PASSWORD).await).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
 }
 
 async fn authenticated_callers_are_limited_by_user(backend: Backend) {
