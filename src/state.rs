@@ -9,6 +9,7 @@ use crate::{
     domain::{
         account_tokens::AccountTokens,
         accounts::{AccountRules, AccountService},
+        health::Readiness,
         keys::{KeyError, KeyRing},
         opaque::{OpaqueRules, OpaqueTokenService},
         passwords::{BlockingPool, PasswordHasher, PasswordRules},
@@ -36,6 +37,7 @@ pub struct AppState {
     pub tokens: Arc<TokenService>,
     pub opaque: Arc<OpaqueTokenService>,
     pub accounts: Arc<AccountService>,
+    pub readiness: Arc<Readiness>,
     /// Rate limits; None when `throttle.enabled` is off.
     pub throttle: Option<Arc<Throttle>>,
     /// Proxies whose X-Forwarded-For is believed.
@@ -138,6 +140,10 @@ impl AppState {
             users.set_login_guard(Arc::new(guard));
         }
         let users = Arc::new(users);
+        let readiness = Readiness::new(
+            users.store().clone(),
+            redis.as_ref().map(|_| revocations.clone()),
+        );
         let (keys, signing_material) = load_keys(&settings)?;
         let tokens = TokenService::new(
             jwt_rules(&settings),
@@ -196,6 +202,7 @@ impl AppState {
             tokens,
             opaque,
             accounts: Arc::new(accounts),
+            readiness: Arc::new(readiness),
             throttle,
             trusted_proxies: Arc::new(trusted_proxies),
             database: db,

@@ -83,4 +83,8 @@ pub trait RevocationStore: Send + Sync {
     ) -> Result<bool, StoreError>;
     /// Deletes entries that expired before `now`; returns how many.
     async fn prune(&self, now: DateTime<Utc>) -> Result<u64, StoreError>;
+    /// A cheap round trip to the fast path (Redis), for readiness.
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }

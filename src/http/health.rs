@@ -12,12 +12,14 @@ enum Tag {
 
 /// A probe's answer: overall status and each dependency's.
 #[derive(Object)]
-#[oai(rename = "Health")]
+#[oai(rename = "Health", skip_serializing_if_is_none)]
 pub struct HealthBody {
     /// "ok" or "unavailable".
     pub status: String,
     /// "ok" or "unavailable" (absent for liveness).
     pub database: Option<String>,
+    /// "ok" or "unavailable" (absent without Redis, and for liveness).
+    pub redis: Option<String>,
 }
 
 #[derive(ApiResponse)]
@@ -40,25 +42,31 @@ impl HealthApi {
         Probe::Ok(Json(HealthBody {
             status: "ok".into(),
             database: None,
+            redis: None,
         }))
     }
 
-    /// The database answers.
+    /// The database (and Redis, when configured) answer; checked with a 1 s timeout, cached 1 s.
     #[oai(path = "/health/ready", method = "get")]
     async fn ready(&self, state: Data<&AppState>) -> Probe {
-        match state.users.store().ping().await {
-            Ok(()) => Probe::Ok(Json(HealthBody {
-                status: "ok".into(),
-                database: Some("ok".into()),
-            })),
-            Err(e) => {
-                tracing::warn!(error = %e, "readiness: database unavailable");
-                let body = HealthBody {
-                    status: "unavailable".into(),
-                    database: Some("unavailable".into()),
-                };
-                Probe::Unavailable(Json(body), "1".into())
+        let report = state.readiness.check().await;
+        let word = |up: bool| {
+            if up {
+                "ok".to_owned()
+            } else {
+                "unavailable".to_owned()
             }
+        };
+        let body = HealthBody {
+            status: word(report.ready()),
+            database: Some(word(report.database)),
+            redis: report.redis.map(word),
+        };
+        if report.ready() {
+            Probe::Ok(Json(body))
+        } else {
+            tracing::warn!(database = report.database, redis = ?report.redis, "not ready");
+            Probe::Unavailable(Json(body), "1".into())
         }
     }
 }

@@ -91,7 +91,7 @@ impl FromFields for RefreshRequest {
 
 /// A new access token, and a new refresh token when rotation is on.
 #[derive(Object)]
-#[oai(rename = "TokenRefreshed", example)]
+#[oai(rename = "TokenRefreshed", example, skip_serializing_if_is_none)]
 pub struct RefreshedBody {
     pub access: String,
     pub refresh: Option<String>,

@@ -2,7 +2,7 @@
 use std::path::Path;
 
 use migration::{Migrator, MigratorTrait};
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, TransactionTrait};
 
 use crate::{domain::StoreError, settings::DatabaseSettings};
 
@@ -34,11 +34,19 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, 
         .map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", redact(&settings.url))))
 }
 
-/// Applies pending migrations.
+/// Applies pending migrations. On PostgreSQL an advisory lock, held by a transaction for the
+/// duration, makes instances that start together migrate one after the other.
 pub async fn migrate(db: &DatabaseConnection) -> Result<(), StoreError> {
-    Migrator::up(db, None)
+    let failed = |e: sea_orm::DbErr| StoreError::Internal(format!("migration failed: {e}"));
+    if db.get_database_backend() != sea_orm::DatabaseBackend::Postgres {
+        return Migrator::up(db, None).await.map_err(failed);
+    }
+    let lock = db.begin().await.map_err(failed)?;
+    lock.execute_unprepared("SELECT pg_advisory_xact_lock(7236151522)")
         .await
-        .map_err(|e| StoreError::Internal(format!("migration failed: {e}")))
+        .map_err(failed)?;
+    Migrator::up(db, None).await.map_err(failed)?;
+    lock.commit().await.map_err(failed)
 }
 
 /// A cheap round trip for readiness checks.

@@ -302,6 +302,15 @@ fn redis_error(e: redis::RedisError) -> StoreError {
 
 #[async_trait::async_trait]
 impl RevocationStore for RedisRevocations {
+    async fn ping(&self) -> Result<(), StoreError> {
+        let mut conn = self.redis.clone();
+        redis::cmd("PING")
+            .query_async::<String>(&mut conn)
+            .await
+            .map(|_| ())
+            .map_err(redis_error)
+    }
+
     async fn revoke(&self, jtis: &[RevokedJti]) -> Result<(), StoreError> {
         self.sql.revoke(jtis).await?;
         let now = Utc::now();

@@ -86,7 +86,7 @@ pub async fn postgres_available() -> bool {
 }
 
 /// A fresh PostgreSQL database for one test app; leftovers of dead test runs are dropped.
-async fn fresh_postgres_database() -> String {
+pub async fn fresh_postgres_database() -> String {
     let admin = Database::connect(admin_url())
         .await
         .expect("postgres admin connection");

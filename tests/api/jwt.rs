@@ -27,6 +27,7 @@ on_every_backend!(
     an_unreachable_redis_falls_back_to_sql_and_never_accepts_a_revoked_token,
     expired_records_are_pruned,
     issuer_audience_and_claim_names_follow_the_settings,
+    refresh_without_rotation_answers_only_an_access_token,
 );
 
 fn now() -> i64 {
@@ -784,6 +785,19 @@ async fn an_unreachable_redis_falls_back_to_sql_and_never_accepts_a_revoked_toke
             json!({"non_field_errors": ["Token is blacklisted"]})
         )
     );
+    let (status, body) = answer(
+        app.request(Method::GET, "/health/ready")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        body,
+        json!({"status": "unavailable", "database": "ok", "redis": "unavailable"}),
+        "readiness names the failed dependency"
+    );
 }
 
 async fn expired_records_are_pruned(backend: Backend) {
@@ -879,4 +893,54 @@ async fn issuer_audience_and_claim_names_follow_the_settings(backend: Backend) {
             .0,
         StatusCode::OK
     );
+}
+
+async fn refresh_without_rotation_answers_only_an_access_token(backend: Backend) {
+    let app =
+        TestApp::spawn_with(backend, &[("TESSERA__JWT__ROTATE_REFRESH_TOKENS", "false")]).await;
+    let user = app.register("norot").await;
+    let (_, refresh) = app.login(&user).await;
+    for _ in 0..2 {
+        let (status, body) = post(&app, "/api/token/refresh/", json!({"refresh": refresh})).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(
+            body.as_object().unwrap().keys().collect::<Vec<_>>(),
+            vec!["access"],
+            "SimpleJWT's body"
+        );
+    }
+}
+
+/// Instances starting together on one PostgreSQL migrate one after the other (advisory lock).
+#[tokio::test]
+async fn instances_starting_together_migrate_safely() {
+    if !crate::helpers::postgres_available().await {
+        return;
+    }
+    let url = crate::helpers::fresh_postgres_database().await;
+    let settings = || {
+        tessera::Settings::load_from(
+            [
+                ("DATABASE_URL".to_string(), url.clone()),
+                (
+                    "TESSERA__SERVER__BIND".to_string(),
+                    "127.0.0.1:0".to_string(),
+                ),
+                (
+                    "TESSERA__JWT__SIGNING_KEY".to_string(),
+                    SIGNING_KEY.to_string(),
+                ),
+            ]
+            .into(),
+        )
+        .unwrap()
+    };
+    let (a, b, c) = tokio::join!(
+        tessera::Application::build(settings()),
+        tessera::Application::build(settings()),
+        tessera::Application::build(settings())
+    );
+    for app in [a, b, c] {
+        assert!(app.is_ok(), "{:?}", app.err());
+    }
 }
