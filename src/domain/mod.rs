@@ -84,6 +84,7 @@ impl From<StoreError> for DomainError {
             }
             StoreError::Unavailable(why) => {
                 tracing::warn!(error = %why, "store unavailable");
+                metrics::counter!("tessera_store_unavailable_total").increment(1);
                 DomainError::Unavailable
             }
             StoreError::Internal(why) => DomainError::Internal(why),

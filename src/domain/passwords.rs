@@ -42,17 +42,20 @@ impl BlockingPool {
         T: Send + 'static,
         F: FnOnce() -> T + Send + 'static,
     {
-        let admitted = self
-            .admitted
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| DomainError::Busy)?;
+        let admitted = self.admitted.clone().try_acquire_owned().map_err(|_| {
+            metrics::counter!("tessera_password_hashing_rejected_total").increment(1);
+            DomainError::Busy
+        })?;
+        let queued = std::time::Instant::now();
         let worker = self
             .workers
             .clone()
             .acquire_owned()
             .await
             .map_err(|_| DomainError::Busy)?;
+        metrics::gauge!("tessera_password_hashing_in_flight").set(self.in_flight() as f64);
+        metrics::histogram!("tessera_password_hashing_wait_seconds")
+            .record(queued.elapsed().as_secs_f64());
         let span = tracing::Span::current();
         // The permits move into the job: a request that gives up still holds its place until the
         // job really ends, so the bound counts CPU work, not waiting futures.

@@ -106,6 +106,7 @@ impl LoginGuard {
             };
         if locked {
             tracing::warn!(target: "tessera::audit", ip = ?ip, "login refused: locked out");
+            metrics::counter!("tessera_logins_total", "outcome" => "locked").increment(1);
             return Err(DomainError::Throttled {
                 retry_after_secs: self.window.as_secs(),
             });
@@ -151,8 +152,6 @@ pub struct Throttle {
     pub anon: Rate,
     pub user: Rate,
     scopes: std::collections::HashMap<String, Rate>,
-    /// Checks let through because the limiter was unreachable.
-    pub failed_open: std::sync::atomic::AtomicU64,
 }
 
 impl Throttle {
@@ -167,7 +166,6 @@ impl Throttle {
             anon,
             user,
             scopes,
-            failed_open: Default::default(),
         }
     }
 
@@ -180,8 +178,7 @@ impl Throttle {
         match self.limiter.hit(key, rate).await {
             Ok(decision) => Some(decision),
             Err(e) => {
-                self.failed_open
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                metrics::counter!("tessera_throttle_failed_open_total").increment(1);
                 tracing::warn!(error = %e, "rate limiter unreachable: request let through");
                 None
             }

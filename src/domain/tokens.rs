@@ -220,6 +220,7 @@ impl TokenService {
             });
         }
         tracing::warn!(target: "tessera::audit", user_id = %user_id, family = %parent.family, "refresh token reuse detected: family revoked");
+        metrics::counter!("tessera_refresh_reuse_detected_total").increment(1);
         self.revoke_family(parent.family).await?;
         Err(TokenError::Blacklisted.into())
     }
@@ -249,6 +250,7 @@ impl TokenService {
             });
         }
         self.revocations.revoke(&revoked).await?;
+        metrics::counter!("tessera_tokens_revoked_total").increment(revoked.len() as u64);
         Ok(())
     }
 
@@ -445,6 +447,8 @@ impl TokenService {
     ) -> Result<(TokenPair, OutstandingToken), DomainError> {
         let (access, access_jti, access_expires_at) = self.encode(TokenType::Access, user, now)?;
         let (refresh, jti, expires_at) = self.encode(TokenType::Refresh, user, now)?;
+        metrics::counter!("tessera_tokens_issued_total", "kind" => if parent_jti.is_some() { "refresh" } else { "login" })
+            .increment(1);
         let row = OutstandingToken {
             jti,
             user_id: user,
@@ -514,6 +518,7 @@ impl TokenService {
             })
             .collect();
         self.revocations.revoke(&revoked).await?;
+        metrics::counter!("tessera_tokens_revoked_total").increment(revoked.len() as u64);
         Ok(())
     }
 

@@ -186,6 +186,18 @@ impl UserService {
             guard.check(username, ip).await?;
         }
         let outcome = self.check_credentials(username, password).await;
+        let label = match &outcome {
+            Ok(user) => {
+                tracing::info!(target: "tessera::audit", user_id = %user.id, "login succeeded");
+                "success"
+            }
+            Err(DomainError::InvalidCredentials) => {
+                tracing::info!(target: "tessera::audit", "login failed");
+                "failure"
+            }
+            Err(_) => "error",
+        };
+        metrics::counter!("tessera_logins_total", "outcome" => label).increment(1);
         if let Some(guard) = &self.guard {
             match &outcome {
                 Ok(_) => guard.succeeded(username).await,

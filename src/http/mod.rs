@@ -74,6 +74,7 @@ fn with_trailing_slashes(spec: &str) -> String {
 
 /// The whole application: routes, docs and middleware around them.
 pub fn app(state: AppState) -> impl Endpoint + use<> {
+    prometheus();
     let api = api();
     let spec = openapi_json();
     let docs = api.swagger_ui_html().replacen(&api.spec(), &spec, 1);
@@ -82,6 +83,7 @@ pub fn app(state: AppState) -> impl Endpoint + use<> {
             "/docs",
             poem::endpoint::make_sync(move |_| Html(docs.clone())),
         )
+        .at("/metrics", poem::get(metrics_text))
         .at(
             "/openapi.json",
             poem::endpoint::make_sync(move |_| spec.clone().with_content_type("application/json")),
@@ -94,6 +96,56 @@ pub fn app(state: AppState) -> impl Endpoint + use<> {
         .around(|ep, req| async move { Ok(observe(ep, req).await) })
 }
 
+/// The path with ids replaced, so metrics have one series per route, not per user.
+fn route_label(path: &str) -> String {
+    path.split('/')
+        .map(|segment| {
+            if uuid::Uuid::parse_str(segment).is_ok()
+                || (segment.len() == 16 && segment.bytes().all(|b| b.is_ascii_hexdigit()))
+            {
+                "{id}"
+            } else {
+                segment
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// The Prometheus registry of this process: the `metrics` facade has one global recorder, so it
+/// is installed once and shared by every app in the process.
+fn prometheus() -> Option<&'static metrics_exporter_prometheus::PrometheusHandle> {
+    static HANDLE: std::sync::OnceLock<Option<metrics_exporter_prometheus::PrometheusHandle>> =
+        std::sync::OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
+                .set_buckets(&[
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+                ])
+                .ok()?
+                .install_recorder()
+                .ok()?;
+            metrics::gauge!("tessera_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+            Some(handle)
+        })
+        .as_ref()
+}
+
+/// `GET /metrics` in Prometheus text format.
+#[poem::handler]
+fn metrics_text() -> Response {
+    let Some(handle) = prometheus() else {
+        return Response::builder()
+            .status(poem::http::StatusCode::SERVICE_UNAVAILABLE)
+            .finish();
+    };
+    handle.run_upkeep();
+    Response::builder()
+        .content_type("text/plain; version=0.0.4")
+        .body(handle.render())
+}
+
 /// Request id, tracing span, DRF-shaped errors and security headers for every answer.
 async fn observe<E: Endpoint>(ep: std::sync::Arc<E>, req: Request) -> Response {
     let request_id = req
@@ -104,7 +156,20 @@ async fn observe<E: Endpoint>(ep: std::sync::Arc<E>, req: Request) -> Response {
         .map(str::to_owned)
         .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
     let method = req.method().to_string();
-    let span = tracing::info_span!("request", id = %request_id, method = %method, path = %req.uri().path());
+    let path = req.uri().path().to_owned();
+    let user_agent = req
+        .headers()
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let peer = req
+        .remote_addr()
+        .as_socket_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_default();
+    // Every event of the request (the audit log included) carries these fields.
+    let span = tracing::info_span!("request", id = %request_id, method = %method, path = %path, peer = %peer, user_agent = %user_agent);
     let started = Instant::now();
     async move {
         let mut response = match ep.call(req).await {
@@ -127,6 +192,12 @@ async fn observe<E: Endpoint>(ep: std::sync::Arc<E>, req: Request) -> Response {
         headers
             .entry(header::CACHE_CONTROL)
             .or_insert(HeaderValue::from_static("no-store"));
+        let route = route_label(&path);
+        let status = response.status().as_u16().to_string();
+        metrics::counter!("tessera_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)
+            .increment(1);
+        metrics::histogram!("tessera_http_request_duration_seconds", "method" => method.clone(), "route" => route)
+            .record(started.elapsed().as_secs_f64());
         tracing::info!(
             status = response.status().as_u16(),
             elapsed_ms = started.elapsed().as_secs_f64() * 1e3,

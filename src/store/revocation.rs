@@ -182,8 +182,6 @@ pub struct RedisRevocations {
     rebuilding: Arc<Mutex<()>>,
     /// When the last rebuild was attempted (unix ms): at most one attempt a second while Redis is down.
     last_attempt: Arc<AtomicI64>,
-    /// Checks answered from SQL because Redis could not be trusted (exposed for metrics/tests).
-    pub fallbacks: Arc<AtomicU64>,
 }
 
 impl RedisRevocations {
@@ -197,7 +195,6 @@ impl RedisRevocations {
             failed_writes: Arc::new(AtomicU64::new(0)),
             rebuilding: Arc::new(Mutex::new(())),
             last_attempt: Arc::new(AtomicI64::new(0)),
-            fallbacks: Arc::new(AtomicU64::new(0)),
         }
     }
 
@@ -271,7 +268,7 @@ impl RedisRevocations {
         user: Option<Uuid>,
         iat: i64,
     ) -> Result<bool, StoreError> {
-        self.fallbacks.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("tessera_revocation_sql_fallbacks_total").increment(1);
         let now = Utc::now().timestamp_millis();
         let last = self.last_attempt.load(Ordering::Relaxed);
         if now - last >= 1000

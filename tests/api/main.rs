@@ -11,6 +11,7 @@ mod jwt;
 mod jwt_keys;
 mod opaque;
 mod openapi;
+mod operations;
 mod smtp_sink;
 mod throttle;
 mod users;
