@@ -140,7 +140,7 @@ fn public_key(mut jwk: Jwk, algorithm: Algorithm) -> Result<VerifyingKey, KeyErr
     })
 }
 
-/// 64 random hex characters (256 bits from the OS CSPRNG): a fresh HMAC secret.
+/// 64 random hex characters (256 bits from rand's OS-seeded CSPRNG): a fresh HMAC secret.
 pub fn random_secret() -> Vec<u8> {
     use rand::RngExt;
     let bytes: [u8; 32] = rand::rng().random();

@@ -186,12 +186,13 @@ impl Throttle {
     }
 
     /// DRF's UserRateThrottle.
-    pub async fn check_user(&self, user: uuid::Uuid) -> Result<(), DomainError> {
+    /// DRF's UserRateThrottle; the decision (for rate headers) when the limiter answered.
+    pub async fn check_user(&self, user: uuid::Uuid) -> Result<Option<Decision>, DomainError> {
         match self.hit(&format!("user:{user}"), self.user).await {
             Some(d) if !d.allowed => Err(DomainError::Throttled {
                 retry_after_secs: d.retry_after_secs,
             }),
-            _ => Ok(()),
+            decision => Ok(decision),
         }
     }
 }

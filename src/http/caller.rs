@@ -198,10 +198,11 @@ impl<'a> ApiExtractor<'a> for Caller {
         let caller = Self::authenticate(state, header, client_ip(request)).await?;
         // DRF's UserRateThrottle: authenticated callers are limited by user.
         if let Some(limiter) = &state.throttle {
-            limiter
+            let decision = limiter
                 .check_user(caller.user.id)
                 .await
                 .map_err(ApiError::from)?;
+            super::throttle::report(request, decision);
         }
         Ok(caller)
     }

@@ -11,6 +11,19 @@ use poem::{
 use super::error::ApiError;
 use crate::{domain::throttle::Decision, state::AppState};
 
+/// Where the caller extractor leaves the per-user decision, for the response's rate headers.
+#[derive(Clone, Default)]
+struct UserDecision(Arc<std::sync::Mutex<Option<Decision>>>);
+
+/// Records the per-user rate decision of this request (called once the user is known).
+pub fn report(req: &Request, decision: Option<Decision>) {
+    if let (Some(slot), Some(d)) = (req.extensions().get::<UserDecision>(), decision)
+        && let Ok(mut slot) = slot.0.lock()
+    {
+        *slot = Some(d);
+    }
+}
+
 /// The client's address as resolved for this request.
 #[derive(Clone, Copy)]
 struct ClientIp(Option<IpAddr>);
@@ -103,10 +116,13 @@ pub async fn limit<E: Endpoint>(ep: Arc<E>, mut req: Request) -> poem::Result<Re
         return Ok(response);
     }
     let method = req.method().to_string();
+    let user_decision = UserDecision::default();
+    req.extensions_mut().insert(user_decision.clone());
     let mut response = match ep.call(req).await {
         Ok(r) => r.into_response(),
         Err(e) => super::error::into_drf(e, &method),
     };
+    let decision = decision.or_else(|| user_decision.0.lock().ok().and_then(|d| *d));
     if let Some(d) = decision {
         rate_headers(&mut response, &d);
     }

@@ -248,10 +248,16 @@ async fn authenticated_callers_are_limited_by_user(backend: Backend) {
             .bearer_auth(&access)
             .send()
     };
+    let first = me().await.unwrap();
     assert_eq!(
-        me().await.unwrap().status(),
+        first.status(),
         StatusCode::OK,
         "the anonymous rate does not apply"
+    );
+    assert_eq!(
+        first.headers()["x-ratelimit-limit"],
+        "2",
+        "the user's rate is reported"
     );
     assert_eq!(me().await.unwrap().status(), StatusCode::OK);
     let (status, body) = answer(me().await.unwrap()).await;
