@@ -89,6 +89,7 @@ impl AccountService {
         }
         r.is_active = !self.rules.send_activation_email;
         let user = self.users.register(r).await?;
+        tracing::info!(target: "tessera::audit", user_id = %user.id, "user registered");
         if self.rules.send_activation_email {
             self.mail(
                 EmailKind::Activation,
@@ -109,6 +110,7 @@ impl AccountService {
         self.check_token(Purpose::Activation, &user, token)?;
         user.is_active = true;
         self.users.store().update(&user).await?;
+        tracing::info!(target: "tessera::audit", user_id = %user.id, "account activated");
         if self.rules.send_confirmation_email {
             self.mail(EmailKind::Confirmation, &user, None);
         }
@@ -281,6 +283,7 @@ impl AccountService {
             }
             other => other?,
         }
+        tracing::info!(target: "tessera::audit", user_id = %user.id, "username changed");
         if self.rules.username_changed_email_confirmation {
             self.mail(EmailKind::UsernameChanged, &user, None);
         }

@@ -198,6 +198,7 @@ impl TokenService {
                     tracing::error!(error = %e, "could not blacklist a rotated refresh token");
                 }
             }
+            tracing::info!(target: "tessera::audit", user_id = %user_id, "refresh token rotated");
             return Ok(Refreshed {
                 access: pair.access,
                 refresh: Some(pair.refresh),
@@ -214,6 +215,7 @@ impl TokenService {
                 .rotate_in_grace(&parent.jti, &child, now - self.rules.reuse_grace)
                 .await?;
         if in_grace {
+            tracing::info!(target: "tessera::audit", user_id = %user_id, "refresh token rotated");
             return Ok(Refreshed {
                 access: pair.access,
                 refresh: Some(pair.refresh),
@@ -251,6 +253,7 @@ impl TokenService {
         }
         self.revocations.revoke(&revoked).await?;
         metrics::counter!("tessera_tokens_revoked_total").increment(revoked.len() as u64);
+        tracing::info!(target: "tessera::audit", user_id = ?user, "refresh token blacklisted");
         Ok(())
     }
 

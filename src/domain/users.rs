@@ -327,6 +327,9 @@ impl UserService {
             user.email = email;
         }
         self.store.update(&user).await?;
+        if actor.id != user.id {
+            tracing::info!(target: "tessera::audit", actor_id = %actor.id, user_id = %user.id, "user updated by staff");
+        }
         Ok(user)
     }
 
@@ -343,6 +346,7 @@ impl UserService {
         }
         self.check_current_password(actor, current_password).await?;
         self.store.delete(target.id).await?;
+        tracing::info!(target: "tessera::audit", actor_id = %actor.id, user_id = %target.id, "user deleted");
         Ok(())
     }
 

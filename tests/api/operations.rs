@@ -154,6 +154,9 @@ async fn sigterm_drains_and_exits_cleanly() {
         .current_dir(dir.path())
         .env("TESSERA__SERVER__BIND", format!("127.0.0.1:{port}"))
         .env("TESSERA__LOG__LEVEL", "warn")
+        // A slow hash keeps the registration in flight while the signal arrives.
+        .env("TESSERA__PASSWORDS__MEMORY_KIB", "65536")
+        .env("TESSERA__PASSWORDS__ITERATIONS", "8")
         .spawn()
         .unwrap();
     let base = format!("http://127.0.0.1:{port}");
@@ -184,7 +187,7 @@ async fn sigterm_drains_and_exits_cleanly() {
                 .await
         }
     });
-    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
     let pid = child.id().to_string();
     assert!(
         std::process::Command::new("kill")
@@ -385,4 +388,242 @@ async fn a_database_outage_answers_503_and_recovers() {
         recovered,
         "the acknowledged user logs in again after the outage"
     );
+}
+
+/// The audit log: JSON events on their own target, with the request's id, peer and User-Agent,
+/// and never a password or a token.
+#[tokio::test]
+async fn audit_events_carry_context_and_no_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let log = std::fs::File::create(dir.path().join("log.json")).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .current_dir(dir.path())
+        .env("TESSERA__SERVER__BIND", format!("127.0.0.1:{port}"))
+        .env("TESSERA__LOG__FORMAT", "json")
+        .env("TESSERA__LOG__LEVEL", "info")
+        .env("TESSERA__PASSWORDS__MEMORY_KIB", "4096")
+        .env("TESSERA__PASSWORDS__ITERATIONS", "1")
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::builder()
+        .user_agent("audit-test-agent")
+        .build()
+        .unwrap();
+    for _ in 0..100 {
+        if client
+            .get(format!("{base}/health/live"))
+            .send()
+            .await
+            .is_ok()
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let post = |path: &str, body: serde_json::Value| {
+        client.post(format!("{base}{path}")).json(&body).send()
+    };
+    post(
+        "/auth/users/",
+        json!({"username": "audited", "password": PASSWORD}),
+    )
+    .await
+    .unwrap();
+    post(
+        "/api/token/",
+        json!({"username": "audited", "password": "wrong-secret-guess"}),
+    )
+    .await
+    .unwrap();
+    let pair: serde_json::Value = post(
+        "/api/token/",
+        json!({"username": "audited", "password": PASSWORD}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let refreshed: serde_json::Value =
+        post("/api/token/refresh/", json!({"refresh": pair["refresh"]}))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    let response = client
+        .post(format!("{base}/auth/users/set_password/"))
+        .header("X-Request-Id", "audit-request-1")
+        .bearer_auth(refreshed["access"].as_str().unwrap())
+        .json(&json!({"current_password": PASSWORD, "new_password": "staple battery horse"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    for _ in 0..100 {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let _ = child.kill();
+    let text = std::fs::read_to_string(dir.path().join("log.json")).unwrap();
+    let events: Vec<serde_json::Value> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let audit: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|e| e["target"] == "tessera::audit")
+        .collect();
+    for message in [
+        "user registered",
+        "login failed",
+        "login succeeded",
+        "refresh token rotated",
+        "password changed",
+    ] {
+        assert!(
+            audit.iter().any(|e| e["message"] == message),
+            "no `{message}` in {text}"
+        );
+    }
+    let changed = audit
+        .iter()
+        .find(|e| e["message"] == "password changed")
+        .unwrap();
+    assert_eq!(changed["span"]["id"], "audit-request-1", "{changed}");
+    assert_eq!(changed["span"]["user_agent"], "audit-test-agent");
+    assert_eq!(changed["span"]["peer"], "127.0.0.1");
+    for secret in [
+        PASSWORD,
+        "wrong-secret-guess",
+        "staple battery horse",
+        pair["access"].as_str().unwrap(),
+        pair["refresh"].as_str().unwrap(),
+        refreshed["refresh"].as_str().unwrap(),
+    ] {
+        assert!(!text.contains(secret), "a secret reached the log");
+    }
+}
+
+/// A redis-server of this test's own, killed and restarted empty: revoked tokens stay revoked
+/// throughout, and Redis is rebuilt from SQL once it is back.
+#[tokio::test]
+async fn a_killed_and_restarted_redis_never_lets_a_revoked_token_back() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let start = || {
+        std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+    };
+    let Ok(redis) = start() else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true needs redis-server"
+        );
+        return;
+    };
+    let mut redis = KillOnDrop(redis);
+    let url: &'static str = Box::leak(format!("redis://127.0.0.1:{port}/0").into_boxed_str());
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let app = TestApp::spawn_with(Backend::Sqlite, &[("REDIS_URL", url)]).await;
+    let user = app.register("redisfault").await;
+    let (access, refresh) = app.login(&user).await;
+    assert_eq!(
+        app.post_json("/api/token/blacklist/", json!({"refresh": refresh}))
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    let refused = || async {
+        let verify = app
+            .post_json("/api/token/verify/", json!({"token": refresh}))
+            .await
+            .status();
+        let me = app
+            .request(Method::GET, "/auth/users/me/")
+            .bearer_auth(&access)
+            .send()
+            .await
+            .unwrap()
+            .status();
+        (verify, me)
+    };
+    assert_eq!(
+        refused().await,
+        (StatusCode::BAD_REQUEST, StatusCode::UNAUTHORIZED)
+    );
+
+    redis.0.kill().unwrap();
+    let _ = redis.0.wait();
+    assert_eq!(
+        refused().await,
+        (StatusCode::BAD_REQUEST, StatusCode::UNAUTHORIZED),
+        "Redis dead: SQL answers"
+    );
+
+    redis = KillOnDrop(start().unwrap());
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert_eq!(
+        refused().await,
+        (StatusCode::BAD_REQUEST, StatusCode::UNAUTHORIZED),
+        "Redis empty: still refused"
+    );
+    // The rebuild put the revocations back into the new Redis.
+    let client = redis::Client::open(url).unwrap();
+    let mut rebuilt = false;
+    for _ in 0..30 {
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg("*revoked:*")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if keys.len() >= 2 {
+            rebuilt = true;
+            break;
+        }
+        refused().await;
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    drop(redis);
+    assert!(
+        rebuilt,
+        "the revoked refresh and access JTIs are back in Redis"
+    );
+}
+
+/// A child process that dies with the test, even when an assertion fails first.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

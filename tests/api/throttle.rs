@@ -297,17 +297,16 @@ async fn unknown_users_cost_as_much_time_as_wrong_passwords(backend: Backend) {
         }
     };
     let (mut known, mut unknown) = (Vec::new(), Vec::new());
-    for i in 0..12 {
+    for i in 0..16 {
         known.push(time(user.username.clone()).await);
         unknown.push(time(format!("nobody{i}")).await);
     }
-    let median = |v: &mut Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
-    let (k, u) = (median(&mut known), median(&mut unknown));
+    // The fastest of each is the intrinsic cost: other tests sharing the cores only add to it.
+    // Without the dummy verification an unknown user would answer ~30x faster than this bound.
+    let fastest = |v: &[f64]| v.iter().copied().fold(f64::INFINITY, f64::min);
+    let (k, u) = (fastest(&known), fastest(&unknown));
     assert!(
-        (k - u).abs() / k.max(u) < 0.25,
+        u > 0.6 * k && u < 1.67 * k,
         "known {k:.4}s vs unknown {u:.4}s"
     );
     assert!(k > 0.005, "an argon2 verification took place ({k:.4}s)");
