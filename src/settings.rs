@@ -197,6 +197,7 @@ pub struct TokenSettings {
 #[serde(deny_unknown_fields)]
 pub struct RedisSettings {
     pub url: String,
+    pub cluster_nodes: Vec<String>,
     pub key_prefix: String,
     #[serde(deserialize_with = "duration")]
     pub timeout: Duration,
@@ -251,6 +252,7 @@ impl Settings {
                 .with_list_parse_key("jwt.verifying_key_files")
                 .with_list_parse_key("jwt.auth_header_types")
                 .with_list_parse_key("throttle.trusted_proxies")
+                .with_list_parse_key("redis.cluster_nodes")
                 .source(Some(tessera_vars)),
         );
         let fail = |e: config::ConfigError| SettingsError(e.to_string());
@@ -378,6 +380,20 @@ impl Settings {
                 "email.from",
                 "is not an email address (e.g. \"Site <noreply@example.com>\")",
             );
+        }
+        if !self.redis.url.is_empty() && !self.redis.cluster_nodes.is_empty() {
+            return bad(
+                "redis.cluster_nodes",
+                "set either redis.url (REDIS_URL) or redis.cluster_nodes, not both",
+            );
+        }
+        if self
+            .redis
+            .cluster_nodes
+            .iter()
+            .any(|n| redis::Client::open(n.as_str()).is_err())
+        {
+            return bad("redis.cluster_nodes", "every node must be a redis:// URL");
         }
         if !self.redis.url.is_empty() && redis::Client::open(self.redis.url.as_str()).is_err() {
             return bad("redis.url", "is not a valid redis:// or rediss:// URL");

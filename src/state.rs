@@ -23,7 +23,8 @@ use crate::{
     store::{
         database,
         opaque::SqlOpaqueTokenStore,
-        revocation::{RedisRevocations, SqlRevocations, redis_connection},
+        redis_conn::{RedisConn, redis_connection},
+        revocation::{RedisRevocations, SqlRevocations},
         throttle::{MemoryCounters, RateLimiterAndCounter, RedisCounters},
         tokens::SqlTokenLedger,
         users::{CachedUserStore, SqlUserStore},
@@ -53,10 +54,20 @@ impl AppState {
         if settings.database.migrate_on_start {
             database::migrate(&db).await?;
         }
-        Self::wire(settings, db)
+        let r = &settings.redis;
+        let redis = if r.url.is_empty() && r.cluster_nodes.is_empty() {
+            None
+        } else {
+            Some(redis_connection(&r.url, &r.cluster_nodes, &r.key_prefix, r.timeout).await?)
+        };
+        Self::wire(settings, db, redis)
     }
 
-    fn wire(settings: Settings, db: DatabaseConnection) -> Result<Self, StartError> {
+    fn wire(
+        settings: Settings,
+        db: DatabaseConnection,
+        redis: Option<(RedisConn, String)>,
+    ) -> Result<Self, StartError> {
         let p = &settings.passwords;
         let workers = if p.workers == 0 {
             std::thread::available_parallelism()
@@ -84,25 +95,19 @@ impl AppState {
         users.set_hide_users(settings.accounts.hide_users);
         users.set_login_field(settings.accounts.login_field);
 
-        let redis = match settings.redis.url.as_str() {
-            "" => None,
-            url => Some(redis_connection(url, settings.redis.timeout)?),
-        };
         let sql_revocations = SqlRevocations::new(db.clone());
         let revocations: Arc<dyn RevocationStore> = match &redis {
             None => Arc::new(sql_revocations),
-            Some(conn) => Arc::new(RedisRevocations::new(
-                sql_revocations,
-                conn.clone(),
-                &settings.redis.key_prefix,
-            )),
+            Some((conn, prefix)) => {
+                Arc::new(RedisRevocations::new(sql_revocations, conn.clone(), prefix))
+            }
         };
         // Counters: shared in Redis when there is one; this process's memory otherwise, and as
         // the lockout's fallback.
         let memory = Arc::new(MemoryCounters::new(100_000));
         let shared: Arc<dyn RateLimiterAndCounter> = match &redis {
             None => memory.clone(),
-            Some(conn) => Arc::new(RedisCounters::new(conn.clone(), &settings.redis.key_prefix)),
+            Some((conn, prefix)) => Arc::new(RedisCounters::new(conn.clone(), prefix)),
         };
         let t = &settings.throttle;
         let throttle = t.enabled.then(|| {

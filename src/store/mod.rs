@@ -2,6 +2,7 @@
 pub mod database;
 pub mod entities;
 pub mod opaque;
+pub mod redis_conn;
 pub mod revocation;
 pub mod throttle;
 pub mod tokens;

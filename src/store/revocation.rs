@@ -1,16 +1,13 @@
 //! Revocation lists: SQL only (the embedded default), or Redis in front of SQL. SQL is always the
 //! record; Redis answers the per-request check in one round trip. A Redis that is unreachable,
 //! lost writes, or was flushed is never trusted: checks fall back to SQL until it is rebuilt.
-use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering},
-    },
-    time::Duration,
+use std::sync::{
+    Arc,
+    atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering},
 };
 
+use super::redis_conn::RedisConn;
 use chrono::{DateTime, Utc};
-use redis::aio::ConnectionManager;
 use sea_orm::{
     ColumnTrait, DatabaseConnection, EntityTrait, IntoActiveModel, QueryFilter,
     sea_query::OnConflict,
@@ -153,27 +150,13 @@ impl RevocationStore for SqlRevocations {
     }
 }
 
-/// A multiplexed connection to `url` that connects lazily with short timeouts: Redis being down
-/// at start is fine, and a slow Redis costs a request at most `timeout`.
-pub fn redis_connection(url: &str, timeout: Duration) -> Result<ConnectionManager, StoreError> {
-    let client =
-        redis::Client::open(url).map_err(|e| StoreError::Internal(format!("redis url: {e}")))?;
-    let config = redis::aio::ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(timeout))
-        .set_response_timeout(Some(timeout))
-        .set_number_of_retries(1)
-        .set_max_delay(Duration::from_millis(500));
-    ConnectionManager::new_lazy_with_config(client, config)
-        .map_err(|e| StoreError::Internal(format!("redis: {e}")))
-}
-
 /// Redis in front of [`SqlRevocations`]. Keys: `{prefix}revoked:{jti}`, `{prefix}cutoff:{user}`
 /// (each with the entry's remaining lifetime as TTL) and `{prefix}epoch`, a marker written after
 /// every rebuild: its absence means Redis lost its data (FLUSHALL, restart without persistence).
 #[derive(Clone)]
 pub struct RedisRevocations {
     sql: SqlRevocations,
-    redis: ConnectionManager,
+    redis: RedisConn,
     prefix: String,
     /// Redis may be missing entries: answer from SQL until a rebuild succeeds.
     stale: Arc<AtomicBool>,
@@ -186,7 +169,7 @@ pub struct RedisRevocations {
 
 impl RedisRevocations {
     /// A store on `url`, connecting lazily with short timeouts; Redis being down at start is fine.
-    pub fn new(sql: SqlRevocations, redis: ConnectionManager, prefix: &str) -> Self {
+    pub fn new(sql: SqlRevocations, redis: RedisConn, prefix: &str) -> Self {
         Self {
             sql,
             redis,

@@ -6,8 +6,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use redis::aio::ConnectionManager;
-
 use crate::domain::{
     StoreError,
     throttle::{Decision, FailureCounter, Rate, RateLimiter},
@@ -57,14 +55,14 @@ impl<T: RateLimiter + FailureCounter + 'static> RateLimiterAndCounter for T {
 }
 
 pub struct RedisCounters {
-    redis: ConnectionManager,
+    redis: super::redis_conn::RedisConn,
     prefix: String,
     gcra: redis::Script,
     record: redis::Script,
 }
 
 impl RedisCounters {
-    pub fn new(redis: ConnectionManager, prefix: &str) -> Self {
+    pub fn new(redis: super::redis_conn::RedisConn, prefix: &str) -> Self {
         Self {
             redis,
             prefix: format!("{prefix}throttle:"),

@@ -627,3 +627,156 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+/// Three redis-server nodes in cluster mode on loopback ports of this test.
+struct RedisCluster {
+    _nodes: Vec<KillOnDrop>,
+    ports: Vec<u16>,
+    _dir: tempfile::TempDir,
+}
+
+impl RedisCluster {
+    fn start() -> Option<Self> {
+        let dir = tempfile::tempdir().ok()?;
+        let ports: Vec<u16> = (0..3)
+            .map(|_| {
+                std::net::TcpListener::bind("127.0.0.1:0").map(|l| l.local_addr().map(|a| a.port()))
+            })
+            .collect::<Result<Result<_, _>, _>>()
+            .ok()?
+            .ok()?;
+        let mut nodes = Vec::new();
+        for port in &ports {
+            let child = std::process::Command::new("redis-server")
+                .args([
+                    "--port",
+                    &port.to_string(),
+                    "--bind",
+                    "127.0.0.1",
+                    "--cluster-enabled",
+                    "yes",
+                ])
+                .args([
+                    "--cluster-config-file",
+                    &format!("nodes-{port}.conf"),
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ])
+                .current_dir(dir.path())
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .ok()?;
+            nodes.push(KillOnDrop(child));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let addresses: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+        let created = std::process::Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(&addresses)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .ok()?;
+        if !created.success() {
+            return None;
+        }
+        for _ in 0..50 {
+            let info = std::process::Command::new("redis-cli")
+                .args(["-p", &ports[0].to_string(), "cluster", "info"])
+                .output()
+                .ok()?;
+            if String::from_utf8_lossy(&info.stdout).contains("cluster_state:ok") {
+                return Some(Self {
+                    _nodes: nodes,
+                    ports,
+                    _dir: dir,
+                });
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        None
+    }
+
+    fn nodes(&self) -> String {
+        self.ports
+            .iter()
+            .map(|p| format!("redis://127.0.0.1:{p}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+}
+
+/// Revocation and throttling against a 3-node Redis Cluster.
+#[tokio::test]
+async fn revocation_and_throttles_work_on_a_redis_cluster() {
+    let Some(cluster) = RedisCluster::start() else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true needs a local Redis Cluster"
+        );
+        return;
+    };
+    let nodes: &'static str = Box::leak(cluster.nodes().into_boxed_str());
+    let settings = [
+        ("TESSERA__REDIS__CLUSTER_NODES", nodes),
+        ("TESSERA__THROTTLE__ENABLED", "true"),
+        // Blacklist and verify below are anonymous too: 2 of the 5 go there.
+        ("TESSERA__THROTTLE__ANON", "5/min"),
+        ("TESSERA__THROTTLE__SCOPES__REGISTER", "100/min"),
+        ("TESSERA__THROTTLE__SCOPES__LOGIN", "100/min"),
+        ("TESSERA__REDIS__KEY_PREFIX", "cluster-test:"),
+    ];
+    let a = TestApp::spawn_with(Backend::Sqlite, &settings).await;
+    let user = a.register("clustered").await;
+    let (access, refresh) = a.login(&user).await;
+    assert_eq!(
+        a.post_json("/api/token/blacklist/", json!({"refresh": refresh}))
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    let verify = a
+        .post_json("/api/token/verify/", json!({"token": refresh}))
+        .await;
+    assert_eq!(verify.status(), StatusCode::BAD_REQUEST);
+    let me = a
+        .request(Method::GET, "/auth/users/me/")
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), StatusCode::UNAUTHORIZED);
+    // The revocation keys share one hash tag, so the check's MGET is a single-slot command.
+    let client =
+        redis::cluster::ClusterClient::new(cluster.nodes().split(',').collect::<Vec<_>>()).unwrap();
+    let mut conn = client.get_async_connection().await.unwrap();
+    let epoch: Option<i64> = redis::cmd("GET")
+        .arg("{cluster-test:}epoch")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(
+        epoch.is_some(),
+        "Tessera wrote its epoch marker into the cluster"
+    );
+
+    let b = TestApp::spawn_with(Backend::Sqlite, &settings).await;
+    let anon = |app: &TestApp| app.request(Method::GET, "/auth/users/me/").send();
+    let statuses = [
+        anon(&a).await.unwrap().status(),
+        anon(&b).await.unwrap().status(),
+        anon(&a).await.unwrap().status(),
+    ];
+    assert!(
+        statuses.iter().all(|s| *s == StatusCode::UNAUTHORIZED),
+        "{statuses:?}"
+    );
+    assert_eq!(
+        anon(&b).await.unwrap().status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "counts shared through the cluster"
+    );
+}
