@@ -8,6 +8,11 @@ use tessera::{
     settings::LogFormat,
     store::database,
 };
+use tessera::{
+    audit::{AuditLayer, spawn_writer},
+    store::audit::{AuditRecord, SqlAuditLog},
+};
+use tokio::sync::mpsc;
 use tracing_subscriber::EnvFilter;
 
 /// Identity and token service compatible with Djoser and djangorestframework-simplejwt.
@@ -82,8 +87,8 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_tracing(&settings);
-    match run(cli.command.unwrap_or(Command::Serve), settings).await {
+    let audit = init_tracing(&settings);
+    match run(cli.command.unwrap_or(Command::Serve), settings, audit).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("tessera: {e}");
@@ -92,11 +97,23 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run(command: Command, settings: Settings) -> Result<(), String> {
+async fn run(
+    command: Command,
+    settings: Settings,
+    audit: Option<mpsc::Receiver<AuditRecord>>,
+) -> Result<(), String> {
     let fail = |e: StartError| e.to_string();
     match command {
         Command::Serve => {
+            let retention = settings.audit.retention;
             let app = Application::build(settings).await.map_err(fail)?;
+            if let Some(receiver) = audit {
+                spawn_writer(
+                    receiver,
+                    SqlAuditLog::new(app.state().database.clone()),
+                    retention,
+                );
+            }
             if let Some(addr) = app.local_addr() {
                 tracing::info!(%addr, "serving; docs at http://{addr}/docs");
             }
@@ -261,22 +278,35 @@ fn explain(e: DomainError) -> String {
     }
 }
 
-fn init_tracing(settings: &Settings) {
+/// Logs to stderr (stdout carries command output: keys, the OpenAPI document); with
+/// `audit.store_in_sql`, also the audit layer, whose events are handed back for the SQL writer.
+fn init_tracing(settings: &Settings) -> Option<mpsc::Receiver<AuditRecord>> {
+    use tracing_subscriber::{Layer, layer::SubscriberExt, util::SubscriberInitExt};
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&settings.log.level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    // Logs go to stderr: stdout carries command output (keys, the OpenAPI document).
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match settings.log.format {
-        LogFormat::Json => builder
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let fmt = match settings.log.format {
+        LogFormat::Json => fmt
             .json()
             .flatten_event(true)
             .with_current_span(true)
-            .init(),
-        LogFormat::Pretty => builder.init(),
-    }
+            .boxed(),
+        LogFormat::Pretty => fmt.boxed(),
+    };
+    let (audit, receiver) = match settings.audit.store_in_sql {
+        true => {
+            let (layer, receiver) = AuditLayer::new();
+            (Some(layer), Some(receiver))
+        }
+        false => (None, None),
+    };
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt)
+        .with(audit)
+        .init();
+    receiver
 }
 
 async fn shutdown_signal() {

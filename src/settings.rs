@@ -22,6 +22,7 @@ pub struct Settings {
     pub accounts: AccountSettings,
     pub email: EmailSettings,
     pub throttle: ThrottleSettings,
+    pub audit: AuditSettings,
     /// `--dev`: allows an ephemeral or short signing key. Not a config key.
     #[serde(skip)]
     pub dev: bool,
@@ -108,6 +109,14 @@ pub struct JwtSettings {
     pub auth_header_types: Vec<String>,
     #[serde(deserialize_with = "duration")]
     pub prune_interval: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditSettings {
+    pub store_in_sql: bool,
+    #[serde(deserialize_with = "duration")]
+    pub retention: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -4,6 +4,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261122_000001_create_users;
 mod m20261122_000002_create_jwt_tables;
 mod m20261122_000003_create_auth_tokens;
+mod m20261122_000004_create_audit_events;
 
 /// The ordered list of Tessera's migrations.
 pub struct Migrator;
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000001_create_users::Migration),
             Box::new(m20261122_000002_create_jwt_tables::Migration),
             Box::new(m20261122_000003_create_auth_tokens::Migration),
+            Box::new(m20261122_000004_create_audit_events::Migration),
         ]
     }
 }

@@ -1,4 +1,5 @@
 //! Persistence adapters: sea-orm (and later Redis) behind the domain's traits.
+pub mod audit;
 pub mod database;
 pub mod entities;
 pub mod opaque;

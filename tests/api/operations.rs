@@ -405,6 +405,7 @@ async fn audit_events_carry_context_and_no_secrets() {
         .current_dir(dir.path())
         .env("TESSERA__SERVER__BIND", format!("127.0.0.1:{port}"))
         .env("TESSERA__LOG__FORMAT", "json")
+        .env("TESSERA__AUDIT__STORE_IN_SQL", "true")
         .env("TESSERA__LOG__LEVEL", "info")
         .env("TESSERA__PASSWORDS__MEMORY_KIB", "4096")
         .env("TESSERA__PASSWORDS__ITERATIONS", "1")
@@ -498,6 +499,42 @@ async fn audit_events_carry_context_and_no_secrets() {
             "no `{message}` in {text}"
         );
     }
+    // The SQL copy holds the same events with their request context.
+    let db =
+        sea_orm::Database::connect(format!("sqlite://{}/data/tessera.db", dir.path().display()))
+            .await
+            .unwrap();
+    let rows = sea_orm::ConnectionTrait::query_all_raw(
+        &db,
+        sea_orm::Statement::from_string(
+            sea_orm::DatabaseBackend::Sqlite,
+            "SELECT event, request_id, user_agent FROM audit_events ORDER BY at",
+        ),
+    )
+    .await
+    .unwrap();
+    let stored: Vec<(String, String, String)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.try_get("", "event").unwrap(),
+                r.try_get("", "request_id").unwrap(),
+                r.try_get("", "user_agent").unwrap(),
+            )
+        })
+        .collect();
+    assert!(
+        stored.iter().any(|(e, _, _)| e == "login failed"),
+        "{stored:?}"
+    );
+    assert!(
+        stored.contains(&(
+            "password changed".to_owned(),
+            "audit-request-1".to_owned(),
+            "audit-test-agent".to_owned()
+        )),
+        "{stored:?}"
+    );
     let changed = audit
         .iter()
         .find(|e| e["message"] == "password changed")

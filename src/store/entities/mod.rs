@@ -1,4 +1,5 @@
 //! sea-orm entities: storage rows only; HTTP bodies and domain types are separate.
+pub mod audit_event;
 pub mod auth_token;
 pub mod outstanding_token;
 pub mod revoked_jti;
