@@ -43,6 +43,8 @@ pub enum StartError {
 /// A bound, ready-to-run instance; `main` and the tests both build it this way.
 pub struct Application {
     acceptor: TcpAcceptor,
+    /// The metrics listener, when `server.metrics_bind` is set.
+    metrics: Option<TcpAcceptor>,
     state: AppState,
 }
 
@@ -50,12 +52,34 @@ impl Application {
     /// Connects, migrates (if configured) and binds `server.bind` (port 0 picks a free port).
     pub async fn build(settings: Settings) -> Result<Self, StartError> {
         let addr = settings.server.bind;
+        let metrics = match settings.server.metrics_bind.parse::<SocketAddr>() {
+            Ok(addr) => Some(
+                TcpListener::bind(addr)
+                    .into_acceptor()
+                    .await
+                    .map_err(|source| StartError::Bind { addr, source })?,
+            ),
+            Err(_) => None,
+        };
         let state = AppState::connect(settings).await?;
         let acceptor = TcpListener::bind(addr)
             .into_acceptor()
             .await
             .map_err(|source| StartError::Bind { addr, source })?;
-        Ok(Self { acceptor, state })
+        Ok(Self {
+            acceptor,
+            metrics,
+            state,
+        })
+    }
+
+    /// The address of the metrics listener, when it has one.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        let acceptor = self.metrics.as_ref()?;
+        acceptor
+            .local_addr()
+            .first()
+            .and_then(|a| a.as_socket_addr().copied())
     }
 
     /// The wired services (tests use it to seed data).
@@ -91,6 +115,9 @@ impl Application {
                     }
                 }
             });
+        }
+        if let Some(metrics) = self.metrics {
+            tokio::spawn(Server::new_with_acceptor(metrics).run(http::metrics_app()));
         }
         Server::new_with_acceptor(self.acceptor)
             .run_with_graceful_shutdown(http::app(self.state), shutdown, Some(grace))

@@ -32,6 +32,7 @@ pub struct Settings {
 #[serde(deny_unknown_fields)]
 pub struct ServerSettings {
     pub bind: SocketAddr,
+    pub metrics_bind: String,
     pub body_limit: usize,
     #[serde(deserialize_with = "duration")]
     pub shutdown_timeout: Duration,
@@ -289,6 +290,14 @@ impl Settings {
             return bad(
                 "database.url",
                 "must start with sqlite:, postgres:// or postgresql://",
+            );
+        }
+        if !self.server.metrics_bind.is_empty()
+            && self.server.metrics_bind.parse::<SocketAddr>().is_err()
+        {
+            return bad(
+                "server.metrics_bind",
+                "must be an address like 127.0.0.1:9100, or empty",
             );
         }
         if self.database.max_connections == 0 {

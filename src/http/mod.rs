@@ -75,19 +75,23 @@ fn with_trailing_slashes(spec: &str) -> String {
 /// The whole application: routes, docs and middleware around them.
 pub fn app(state: AppState) -> impl Endpoint + use<> {
     prometheus();
+    let metrics_beside_api = state.settings.server.metrics_bind.is_empty();
     let api = api();
     let spec = openapi_json();
     let docs = api.swagger_ui_html().replacen(&api.spec(), &spec, 1);
-    Route::new()
+    let mut routes = Route::new()
         .at(
             "/docs",
             poem::endpoint::make_sync(move |_| Html(docs.clone())),
         )
-        .at("/metrics", poem::get(metrics_text))
         .at(
             "/openapi.json",
             poem::endpoint::make_sync(move |_| spec.clone().with_content_type("application/json")),
-        )
+        );
+    if metrics_beside_api {
+        routes = routes.at("/metrics", poem::get(metrics_text));
+    }
+    routes
         .nest("/", api)
         // Paths are served with and without the trailing slash (Djoser's clients use both).
         .with(NormalizePath::new(TrailingSlash::Trim))
@@ -130,6 +134,12 @@ fn prometheus() -> Option<&'static metrics_exporter_prometheus::PrometheusHandle
             Some(handle)
         })
         .as_ref()
+}
+
+/// `/metrics` alone, for `server.metrics_bind`.
+pub fn metrics_app() -> impl Endpoint {
+    prometheus();
+    Route::new().at("/metrics", poem::get(metrics_text))
 }
 
 /// `GET /metrics` in Prometheus text format.

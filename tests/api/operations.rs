@@ -817,3 +817,44 @@ async fn revocation_and_throttles_work_on_a_redis_cluster() {
         "counts shared through the cluster"
     );
 }
+
+/// With `server.metrics_bind`, /metrics lives only on its own address.
+#[tokio::test]
+async fn metrics_can_have_an_address_of_their_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = tessera::Settings::load_from(
+        [
+            (
+                "DATABASE_URL".to_string(),
+                format!("sqlite://{}/t.db", dir.path().display()),
+            ),
+            (
+                "TESSERA__SERVER__BIND".to_string(),
+                "127.0.0.1:0".to_string(),
+            ),
+            (
+                "TESSERA__SERVER__METRICS_BIND".to_string(),
+                "127.0.0.1:0".to_string(),
+            ),
+        ]
+        .into(),
+    )
+    .unwrap();
+    let app = tessera::Application::build(settings).await.unwrap();
+    let (api, metrics) = (app.local_addr().unwrap(), app.metrics_addr().unwrap());
+    tokio::spawn(app.run_until(std::future::pending()));
+    let client = reqwest::Client::new();
+    let on_api = client
+        .get(format!("http://{api}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(on_api.status(), StatusCode::NOT_FOUND);
+    let own = client
+        .get(format!("http://{metrics}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(own.status(), StatusCode::OK);
+    assert!(own.text().await.unwrap().contains("tessera_build_info"));
+}
