@@ -32,6 +32,7 @@ impl AuditLayer {
 struct RequestFields {
     id: String,
     peer: String,
+    client: String,
     user_agent: String,
 }
 
@@ -41,6 +42,7 @@ impl Visit for RequestFields {
         match field.name() {
             "id" => self.id = text,
             "peer" => self.peer = text,
+            "client" => self.client = text,
             "user_agent" => self.user_agent = text,
             _ => {}
         }
@@ -75,6 +77,14 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for AuditLayer {
         }
     }
 
+    fn on_record(&self, id: &Id, values: &tracing::span::Record<'_>, ctx: Context<'_, S>) {
+        if let Some(span) = ctx.span(id)
+            && let Some(fields) = span.extensions_mut().get_mut::<RequestFields>()
+        {
+            values.record(fields);
+        }
+    }
+
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
         if event.metadata().target() != TARGET {
             return;
@@ -91,7 +101,12 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for AuditLayer {
         });
         if let Some(r) = request {
             record.request_id = r.id;
-            record.peer = r.peer;
+            // The client behind trusted proxies when known, else the connection's peer.
+            record.peer = if r.client.is_empty() {
+                r.peer
+            } else {
+                r.client
+            };
             record.user_agent = r.user_agent;
         }
         let _ = self.sender.try_send(record);

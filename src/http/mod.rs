@@ -179,7 +179,16 @@ async fn observe<E: Endpoint>(ep: std::sync::Arc<E>, req: Request) -> Response {
         .map(|a| a.ip().to_string())
         .unwrap_or_default();
     // Every event of the request (the audit log included) carries these fields.
-    let span = tracing::info_span!("request", id = %request_id, method = %method, path = %path, peer = %peer, user_agent = %user_agent);
+    // `client` (the address behind trusted proxies) is filled in once resolved.
+    let span = tracing::info_span!(
+        "request",
+        id = %request_id,
+        method = %method,
+        path = %path,
+        peer = %peer,
+        client = tracing::field::Empty,
+        user_agent = %user_agent
+    );
     let started = Instant::now();
     async move {
         let mut response = match ep.call(req).await {

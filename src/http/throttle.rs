@@ -89,6 +89,9 @@ pub async fn limit<E: Endpoint>(ep: Arc<E>, mut req: Request) -> poem::Result<Re
     };
     let ip = resolve(&req, &state.trusted_proxies);
     req.extensions_mut().insert(ClientIp(ip));
+    if let Some(ip) = ip {
+        tracing::Span::current().record("client", tracing::field::display(ip));
+    }
     let path = req.uri().path();
     let Some(throttle) = state
         .throttle
