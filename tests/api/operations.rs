@@ -554,7 +554,7 @@ async fn audit_events_carry_context_and_no_secrets() {
     }
 }
 
-/// A redis-server of this test's own, killed and restarted empty: revoked tokens stay revoked
+/// A redis-server of this test's own, flushed, then killed and restarted empty: revoked tokens stay revoked
 /// throughout, and Redis is rebuilt from SQL once it is back.
 #[tokio::test]
 async fn a_killed_and_restarted_redis_never_lets_a_revoked_token_back() {
@@ -614,6 +614,19 @@ async fn a_killed_and_restarted_redis_never_lets_a_revoked_token_back() {
     assert_eq!(
         refused().await,
         (StatusCode::BAD_REQUEST, StatusCode::UNAUTHORIZED)
+    );
+
+    // FLUSHALL: the epoch marker goes with the data, so the loss is noticed and SQL answers.
+    let flusher = redis::Client::open(url).unwrap();
+    let mut conn = flusher.get_multiplexed_async_connection().await.unwrap();
+    redis::cmd("FLUSHALL")
+        .query_async::<()>(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(
+        refused().await,
+        (StatusCode::BAD_REQUEST, StatusCode::UNAUTHORIZED),
+        "flushed: still refused"
     );
 
     redis.0.kill().unwrap();
