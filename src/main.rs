@@ -139,13 +139,7 @@ async fn run(
         }
         Command::Changepassword { username } => {
             let state = AppState::connect(settings).await.map_err(fail)?;
-            let mut user = state
-                .users
-                .store()
-                .by_username(&username)
-                .await
-                .map_err(|e| e.to_string())?
-                .ok_or_else(|| format!("user '{username}' does not exist"))?;
+            let mut user = user_named(&state, &username).await?;
             let password = prompt_password_twice()?;
             state
                 .users
@@ -157,13 +151,7 @@ async fn run(
         }
         Command::CreateToken { username, reset } => {
             let state = AppState::connect(settings).await.map_err(fail)?;
-            let user = state
-                .users
-                .store()
-                .by_username(&username)
-                .await
-                .map_err(|e| e.to_string())?
-                .ok_or_else(|| format!("user '{username}' does not exist"))?;
+            let user = user_named(&state, &username).await?;
             let key = state
                 .opaque
                 .key_for(&user, "tessera create-token", reset)
@@ -245,6 +233,19 @@ fn healthcheck(bind: std::net::SocketAddr) -> Result<(), String> {
     } else {
         Err(format!("not ready: {}", String::from_utf8_lossy(&head)))
     }
+}
+
+async fn user_named(
+    state: &AppState,
+    username: &str,
+) -> Result<tessera::domain::users::User, String> {
+    state
+        .users
+        .store()
+        .by_username(username)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("user '{username}' does not exist"))
 }
 
 fn prompt(label: &str) -> Result<String, String> {
