@@ -9,6 +9,7 @@ use crate::{
     domain::{
         account_tokens::AccountTokens,
         accounts::{AccountRules, AccountService},
+        groups::GroupService,
         health::Readiness,
         keys::{KeyError, KeyRing},
         opaque::{OpaqueRules, OpaqueTokenService},
@@ -22,6 +23,7 @@ use crate::{
     settings::Settings,
     store::{
         database,
+        groups::SqlGroupStore,
         opaque::SqlOpaqueTokenStore,
         redis_conn::{RedisConn, redis_connection},
         revocation::{RedisRevocations, SqlRevocations},
@@ -38,6 +40,7 @@ pub struct AppState {
     pub tokens: Arc<TokenService>,
     pub opaque: Arc<OpaqueTokenService>,
     pub accounts: Arc<AccountService>,
+    pub groups: Arc<GroupService>,
     pub readiness: Arc<Readiness>,
     /// Rate limits; None when `throttle.enabled` is off.
     pub throttle: Option<Arc<Throttle>>,
@@ -193,6 +196,7 @@ impl AppState {
             username_reset_show_email_not_found: a.username_reset_show_email_not_found,
             logout_on_password_change: a.logout_on_password_change,
         };
+        let groups = GroupService::new(Arc::new(SqlGroupStore::new(db.clone())), users.clone());
         let accounts = AccountService::new(
             users.clone(),
             tokens.clone(),
@@ -207,6 +211,7 @@ impl AppState {
             tokens,
             opaque,
             accounts: Arc::new(accounts),
+            groups: Arc::new(groups),
             readiness: Arc::new(readiness),
             throttle,
             trusted_proxies: Arc::new(trusted_proxies),

@@ -1,6 +1,7 @@
 //! The rules, and the small traits they need from storage. No HTTP, no SQL, no Redis here.
 pub mod account_tokens;
 pub mod accounts;
+pub mod groups;
 pub mod health;
 pub mod keys;
 pub mod mail;

@@ -2,6 +2,7 @@
 mod body;
 mod caller;
 mod error;
+mod groups;
 mod health;
 mod jwt;
 mod throttle;
@@ -29,6 +30,7 @@ fn api() -> OpenApiService<
         users::AccountsApi,
         jwt::JwtApi,
         token_login::TokenLoginApi,
+        groups::GroupsApi,
         health::HealthApi,
     ),
     (),
@@ -39,6 +41,7 @@ fn api() -> OpenApiService<
             users::AccountsApi,
             jwt::JwtApi,
             token_login::TokenLoginApi,
+            groups::GroupsApi,
             health::HealthApi,
         ),
         "Tessera",

@@ -2,6 +2,7 @@
 pub mod audit;
 pub mod database;
 pub mod entities;
+pub mod groups;
 pub mod opaque;
 pub mod redis_conn;
 pub mod revocation;

@@ -6,6 +6,7 @@ mod helpers;
 mod accounts;
 mod cli;
 mod forge;
+mod groups;
 mod interop;
 mod jwt;
 mod jwt_keys;

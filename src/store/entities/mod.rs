@@ -1,7 +1,9 @@
 //! sea-orm entities: storage rows only; HTTP bodies and domain types are separate.
 pub mod audit_event;
 pub mod auth_token;
+pub mod group;
 pub mod outstanding_token;
 pub mod revoked_jti;
 pub mod user;
 pub mod user_cutoff;
+pub mod user_group;

@@ -1,0 +1,180 @@
+//! Groups (Django's auth groups): named sets of users that staff manage; downstream services
+//! read them to authorize.
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+use super::{
+    DomainError, StoreError,
+    users::{User, UserService},
+};
+
+pub const MSG_GROUP_TAKEN: &str = "group with this name already exists.";
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Group {
+    pub id: Uuid,
+    pub name: String,
+    pub description: String,
+}
+
+#[async_trait::async_trait]
+pub trait GroupStore: Send + Sync {
+    /// Fails with `Conflict("name")` when the name is taken.
+    async fn create(&self, group: &Group) -> Result<(), StoreError>;
+    /// Every group, by name.
+    async fn all(&self) -> Result<Vec<Group>, StoreError>;
+    async fn by_name(&self, name: &str) -> Result<Option<Group>, StoreError>;
+    async fn update(&self, group: &Group) -> Result<(), StoreError>;
+    /// Deletes the group and its memberships.
+    async fn delete(&self, id: Uuid) -> Result<(), StoreError>;
+    async fn members(&self, group: Uuid) -> Result<Vec<Uuid>, StoreError>;
+    /// Adds a membership (nothing when it exists).
+    async fn add_member(&self, group: Uuid, user: Uuid) -> Result<(), StoreError>;
+    /// False when the user was not a member.
+    async fn remove_member(&self, group: Uuid, user: Uuid) -> Result<bool, StoreError>;
+}
+
+/// Staff-only management of groups and their members.
+pub struct GroupService {
+    store: Arc<dyn GroupStore>,
+    users: Arc<UserService>,
+}
+
+impl GroupService {
+    pub fn new(store: Arc<dyn GroupStore>, users: Arc<UserService>) -> Self {
+        Self { store, users }
+    }
+
+    pub async fn list(&self, actor: &User) -> Result<Vec<Group>, DomainError> {
+        staff(actor)?;
+        Ok(self.store.all().await?)
+    }
+
+    pub async fn get(&self, actor: &User, name: &str) -> Result<Group, DomainError> {
+        staff(actor)?;
+        self.store.by_name(name).await?.ok_or(DomainError::Hidden)
+    }
+
+    pub async fn create(
+        &self,
+        actor: &User,
+        name: &str,
+        description: &str,
+    ) -> Result<Group, DomainError> {
+        staff(actor)?;
+        check_name(name)?;
+        let group = Group {
+            id: Uuid::now_v7(),
+            name: name.to_owned(),
+            description: description.to_owned(),
+        };
+        match self.store.create(&group).await {
+            Err(StoreError::Conflict(_)) => Err(DomainError::field("name", MSG_GROUP_TAKEN)),
+            other => other.map(|()| group).map_err(Into::into),
+        }
+    }
+
+    /// Renames and/or re-describes a group (None keeps the field).
+    pub async fn update(
+        &self,
+        actor: &User,
+        name: &str,
+        new_name: Option<&str>,
+        description: Option<&str>,
+    ) -> Result<Group, DomainError> {
+        let mut group = self.get(actor, name).await?;
+        if let Some(new_name) = new_name {
+            check_name(new_name)?;
+            group.name = new_name.to_owned();
+        }
+        if let Some(description) = description {
+            group.description = description.to_owned();
+        }
+        match self.store.update(&group).await {
+            Err(StoreError::Conflict(_)) => Err(DomainError::field("name", MSG_GROUP_TAKEN)),
+            other => other.map(|()| group).map_err(Into::into),
+        }
+    }
+
+    pub async fn delete(&self, actor: &User, name: &str) -> Result<(), DomainError> {
+        let group = self.get(actor, name).await?;
+        self.store.delete(group.id).await?;
+        tracing::info!(target: "tessera::audit", actor_id = %actor.id, group = %group.name, "group deleted");
+        Ok(())
+    }
+
+    pub async fn members(&self, actor: &User, name: &str) -> Result<Vec<User>, DomainError> {
+        let group = self.get(actor, name).await?;
+        let mut users = Vec::new();
+        for id in self.store.members(group.id).await? {
+            if let Some(user) = self.users.store().by_id(id).await? {
+                users.push(user);
+            }
+        }
+        Ok(users)
+    }
+
+    pub async fn add_member(
+        &self,
+        actor: &User,
+        name: &str,
+        username: &str,
+    ) -> Result<User, DomainError> {
+        let group = self.get(actor, name).await?;
+        let user = self
+            .users
+            .store()
+            .by_username(username)
+            .await?
+            .ok_or(DomainError::Hidden)?;
+        self.store.add_member(group.id, user.id).await?;
+        tracing::info!(target: "tessera::audit", actor_id = %actor.id, user_id = %user.id, group = %group.name, "user added to group");
+        Ok(user)
+    }
+
+    pub async fn remove_member(
+        &self,
+        actor: &User,
+        name: &str,
+        username: &str,
+    ) -> Result<User, DomainError> {
+        let group = self.get(actor, name).await?;
+        let user = self
+            .users
+            .store()
+            .by_username(username)
+            .await?
+            .ok_or(DomainError::Hidden)?;
+        if !self.store.remove_member(group.id, user.id).await? {
+            return Err(DomainError::Hidden);
+        }
+        tracing::info!(target: "tessera::audit", actor_id = %actor.id, user_id = %user.id, group = %group.name, "user removed from group");
+        Ok(user)
+    }
+}
+
+/// DRF's IsAdminUser.
+fn staff(actor: &User) -> Result<(), DomainError> {
+    if actor.is_staff {
+        Ok(())
+    } else {
+        Err(DomainError::Forbidden)
+    }
+}
+
+fn check_name(name: &str) -> Result<(), DomainError> {
+    if name.chars().count() > 150 {
+        return Err(DomainError::field(
+            "name",
+            &super::validation::max_chars_message(150),
+        ));
+    }
+    if name.contains('/') {
+        return Err(DomainError::field(
+            "name",
+            "Group names may not contain \"/\".",
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,252 @@
+//! Staff-only group management: `/auth/groups/` and their members.
+use poem::web::Data;
+use poem_openapi::{
+    ApiResponse, Object, OpenApi, Tags, param::Path, payload::Json, types::Example,
+};
+
+use super::{
+    body::{Body, Fields, FromFields},
+    caller::Caller,
+    error::ApiError,
+    users::UserBody,
+};
+use crate::{domain::groups::Group, state::AppState};
+
+#[derive(Tags)]
+enum Tag {
+    /// Groups (staff only)
+    Groups,
+}
+
+#[derive(Object)]
+#[oai(rename = "Group", example)]
+pub struct GroupBody {
+    pub name: String,
+    pub description: String,
+}
+
+impl Example for GroupBody {
+    fn example() -> Self {
+        Self {
+            name: "manager".into(),
+            description: "Can approve orders".into(),
+        }
+    }
+}
+
+impl From<Group> for GroupBody {
+    fn from(g: Group) -> Self {
+        Self {
+            name: g.name,
+            description: g.description,
+        }
+    }
+}
+
+/// A new group, or (PATCH) the fields to change.
+#[derive(Object)]
+#[oai(rename = "GroupWrite", example)]
+pub struct GroupRequest {
+    pub name: Option<String>,
+    pub description: Option<String>,
+}
+
+impl Example for GroupRequest {
+    fn example() -> Self {
+        Self {
+            name: Some("manager".into()),
+            description: Some("Can approve orders".into()),
+        }
+    }
+}
+
+impl FromFields for GroupRequest {
+    fn read(f: &mut Fields) -> Self {
+        Self {
+            name: f.optional("name", false),
+            description: f.optional("description", true),
+        }
+    }
+}
+
+/// Who joins or leaves the group.
+#[derive(Object)]
+#[oai(rename = "GroupMember", example)]
+pub struct MemberRequest {
+    pub username: String,
+}
+
+impl Example for MemberRequest {
+    fn example() -> Self {
+        Self {
+            username: "alice".into(),
+        }
+    }
+}
+
+impl FromFields for MemberRequest {
+    fn read(f: &mut Fields) -> Self {
+        Self {
+            username: f.required("username"),
+        }
+    }
+}
+
+#[derive(ApiResponse)]
+pub enum Groups {
+    #[oai(status = 200)]
+    Ok(Json<Vec<GroupBody>>),
+}
+
+#[derive(ApiResponse)]
+pub enum One {
+    #[oai(status = 200)]
+    Ok(Json<GroupBody>),
+    #[oai(status = 201)]
+    Created(Json<GroupBody>),
+}
+
+#[derive(ApiResponse)]
+pub enum Members {
+    #[oai(status = 200)]
+    Ok(Json<Vec<UserBody>>),
+}
+
+#[derive(ApiResponse)]
+pub enum Member {
+    /// Removed.
+    #[oai(status = 200)]
+    Removed(Json<UserBody>),
+    /// Added.
+    #[oai(status = 201)]
+    Added(Json<UserBody>),
+}
+
+#[derive(ApiResponse)]
+pub enum Deleted {
+    #[oai(status = 204)]
+    Deleted,
+}
+
+type Answer<T> = Result<T, ApiError>;
+
+pub struct GroupsApi;
+
+#[OpenApi(tag = "Tag::Groups")]
+impl GroupsApi {
+    /// Every group.
+    #[oai(path = "/auth/groups/", method = "get")]
+    async fn list(&self, state: Data<&AppState>, caller: Caller) -> Answer<Groups> {
+        let groups = state.groups.list(&caller.user).await?;
+        Ok(Groups::Ok(Json(
+            groups.into_iter().map(Into::into).collect(),
+        )))
+    }
+
+    /// Create a group (`name` required).
+    #[oai(path = "/auth/groups/", method = "post")]
+    async fn create(
+        &self,
+        state: Data<&AppState>,
+        caller: Caller,
+        body: Body<GroupRequest>,
+    ) -> Answer<One> {
+        let Some(name) = body.0.name else {
+            return Err(ApiError::field("name", "This field is required."));
+        };
+        let description = body.0.description.unwrap_or_default();
+        let group = state
+            .groups
+            .create(&caller.user, &name, &description)
+            .await?;
+        Ok(One::Created(Json(group.into())))
+    }
+
+    /// One group.
+    #[oai(path = "/auth/groups/:name/", method = "get")]
+    async fn get(&self, state: Data<&AppState>, caller: Caller, name: Path<String>) -> Answer<One> {
+        Ok(One::Ok(Json(
+            state.groups.get(&caller.user, &name).await?.into(),
+        )))
+    }
+
+    /// Rename or re-describe a group.
+    #[oai(path = "/auth/groups/:name/", method = "patch")]
+    async fn patch(
+        &self,
+        state: Data<&AppState>,
+        caller: Caller,
+        name: Path<String>,
+        body: Body<GroupRequest>,
+    ) -> Answer<One> {
+        let b = body.0;
+        let group = state
+            .groups
+            .update(
+                &caller.user,
+                &name,
+                b.name.as_deref(),
+                b.description.as_deref(),
+            )
+            .await?;
+        Ok(One::Ok(Json(group.into())))
+    }
+
+    /// Delete a group and its memberships.
+    #[oai(path = "/auth/groups/:name/", method = "delete")]
+    async fn delete(
+        &self,
+        state: Data<&AppState>,
+        caller: Caller,
+        name: Path<String>,
+    ) -> Answer<Deleted> {
+        state.groups.delete(&caller.user, &name).await?;
+        Ok(Deleted::Deleted)
+    }
+
+    /// The group's members.
+    #[oai(path = "/auth/groups/:name/users/", method = "get")]
+    async fn members(
+        &self,
+        state: Data<&AppState>,
+        caller: Caller,
+        name: Path<String>,
+    ) -> Answer<Members> {
+        let users = state.groups.members(&caller.user, &name).await?;
+        Ok(Members::Ok(Json(
+            users.into_iter().map(Into::into).collect(),
+        )))
+    }
+
+    /// Add a user (`{"username": ...}`): 201; 404 for an unknown user or group.
+    #[oai(path = "/auth/groups/:name/users/", method = "post")]
+    async fn add(
+        &self,
+        state: Data<&AppState>,
+        caller: Caller,
+        name: Path<String>,
+        body: Body<MemberRequest>,
+    ) -> Answer<Member> {
+        let user = state
+            .groups
+            .add_member(&caller.user, &name, &body.0.username)
+            .await?;
+        Ok(Member::Added(Json(user.into())))
+    }
+
+    /// Remove a user (`{"username": ...}`): 200; 404 when not a member.
+    #[oai(path = "/auth/groups/:name/users/", method = "delete")]
+    async fn remove(
+        &self,
+        state: Data<&AppState>,
+        caller: Caller,
+        name: Path<String>,
+        body: Body<MemberRequest>,
+    ) -> Answer<Member> {
+        let user = state
+            .groups
+            .remove_member(&caller.user, &name, &body.0.username)
+            .await?;
+        Ok(Member::Removed(Json(user.into())))
+    }
+}

@@ -1,0 +1,216 @@
+//! Staff-only groups and their members.
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::helpers::{Backend, TestApp, TestUser, answer};
+
+on_every_backend!(
+    groups_are_managed_by_staff_only,
+    members_join_and_leave_groups
+);
+
+async fn call(
+    app: &TestApp,
+    who: &TestUser,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut request = who.auth(app.request(method, path));
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    answer(request.send().await.unwrap()).await
+}
+
+async fn groups_are_managed_by_staff_only(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let alice = app.register("alice").await;
+    let admin = app.staff().await;
+    let forbidden = json!({"detail": "You do not have permission to perform this action."});
+    assert_eq!(
+        call(&app, &alice, Method::GET, "/auth/groups/", None).await,
+        (StatusCode::FORBIDDEN, forbidden.clone())
+    );
+    let body = json!({"name": "manager"});
+    assert_eq!(
+        call(
+            &app,
+            &alice,
+            Method::POST,
+            "/auth/groups/",
+            Some(body.clone())
+        )
+        .await
+        .0,
+        StatusCode::FORBIDDEN
+    );
+    let anonymous = app
+        .request(Method::GET, "/auth/groups/")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+
+    let created = json!({"name": "manager", "description": "Can approve orders"});
+    assert_eq!(
+        call(
+            &app,
+            &admin,
+            Method::POST,
+            "/auth/groups/",
+            Some(created.clone())
+        )
+        .await,
+        (StatusCode::CREATED, created.clone())
+    );
+    let (status, body) = call(
+        &app,
+        &admin,
+        Method::POST,
+        "/auth/groups/",
+        Some(json!({"name": "manager"})),
+    )
+    .await;
+    assert_eq!(
+        (status, body),
+        (
+            StatusCode::BAD_REQUEST,
+            json!({"name": ["group with this name already exists."]})
+        )
+    );
+    let (status, body) = call(
+        &app,
+        &admin,
+        Method::POST,
+        "/auth/groups/",
+        Some(json!({"description": "x"})),
+    )
+    .await;
+    assert_eq!(
+        (status, body),
+        (
+            StatusCode::BAD_REQUEST,
+            json!({"name": ["This field is required."]})
+        )
+    );
+    call(
+        &app,
+        &admin,
+        Method::POST,
+        "/auth/groups/",
+        Some(json!({"name": "auditor"})),
+    )
+    .await;
+    let (status, list) = call(&app, &admin, Method::GET, "/auth/groups/", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        list,
+        json!([{"name": "auditor", "description": ""}, created])
+    );
+
+    assert_eq!(
+        call(&app, &admin, Method::GET, "/auth/groups/manager/", None).await,
+        (StatusCode::OK, created)
+    );
+    let (status, body) = call(
+        &app,
+        &admin,
+        Method::PATCH,
+        "/auth/groups/manager/",
+        Some(json!({"description": "Approves"})),
+    )
+    .await;
+    assert_eq!(
+        (status, body),
+        (
+            StatusCode::OK,
+            json!({"name": "manager", "description": "Approves"})
+        )
+    );
+    let (status, body) = call(&app, &admin, Method::GET, "/auth/groups/nope/", None).await;
+    assert_eq!(
+        (status, body),
+        (StatusCode::NOT_FOUND, json!({"detail": "Not found."}))
+    );
+    assert_eq!(
+        call(&app, &admin, Method::DELETE, "/auth/groups/auditor/", None)
+            .await
+            .0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        call(&app, &admin, Method::GET, "/auth/groups/auditor/", None)
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+}
+
+async fn members_join_and_leave_groups(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let alice = app.register("alice").await;
+    let admin = app.staff().await;
+    call(
+        &app,
+        &admin,
+        Method::POST,
+        "/auth/groups/",
+        Some(json!({"name": "manager"})),
+    )
+    .await;
+    let path = "/auth/groups/manager/users/";
+    let who = json!({"username": alice.username});
+    let (status, body) = call(&app, &admin, Method::POST, path, Some(who.clone())).await;
+    assert_eq!(
+        (status, body["id"].clone()),
+        (StatusCode::CREATED, json!(alice.id))
+    );
+    let (status, members) = call(&app, &admin, Method::GET, path, None).await;
+    assert_eq!(
+        (status, members.as_array().unwrap().len()),
+        (StatusCode::OK, 1)
+    );
+    assert_eq!(members[0]["username"], json!(alice.username));
+    for (target, body) in [
+        ("/auth/groups/manager/users/", json!({"username": "ghost"})),
+        ("/auth/groups/ghosts/users/", who.clone()),
+    ] {
+        let (status, answer_body) = call(&app, &admin, Method::POST, target, Some(body)).await;
+        assert_eq!(
+            (status, answer_body),
+            (StatusCode::NOT_FOUND, json!({"detail": "Not found."})),
+            "{target}"
+        );
+    }
+    assert_eq!(
+        call(&app, &alice, Method::POST, path, Some(who.clone()))
+            .await
+            .0,
+        StatusCode::FORBIDDEN
+    );
+    let (status, body) = call(&app, &admin, Method::POST, path, Some(json!({}))).await;
+    assert_eq!(
+        (status, body),
+        (
+            StatusCode::BAD_REQUEST,
+            json!({"username": ["This field is required."]})
+        )
+    );
+
+    assert_eq!(
+        call(&app, &admin, Method::DELETE, path, Some(who.clone()))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        call(&app, &admin, Method::DELETE, path, Some(who)).await.0,
+        StatusCode::NOT_FOUND,
+        "no longer a member"
+    );
+    assert_eq!(
+        call(&app, &admin, Method::GET, path, None).await.1,
+        json!([])
+    );
+}
