@@ -110,6 +110,18 @@ pub struct JwtSettings {
     pub auth_header_types: Vec<String>,
     #[serde(deserialize_with = "duration")]
     pub prune_interval: Duration,
+    pub claims: ClaimSettings,
+}
+
+/// `[jwt.claims]`: user facts added to access tokens (none by default: SimpleJWT's tokens).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimSettings {
+    pub groups: bool,
+    pub username: bool,
+    pub email: bool,
+    pub is_staff: bool,
+    pub is_superuser: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

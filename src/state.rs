@@ -9,14 +9,14 @@ use crate::{
     domain::{
         account_tokens::AccountTokens,
         accounts::{AccountRules, AccountService},
-        groups::GroupService,
+        groups::{GroupService, GroupStore},
         health::Readiness,
         keys::{KeyError, KeyRing},
         opaque::{OpaqueRules, OpaqueTokenService},
         passwords::{BlockingPool, PasswordHasher, PasswordRules},
         revocation::RevocationStore,
         throttle::{LoginGuard, Rate, Throttle},
-        tokens::{JwtRules, TokenService},
+        tokens::{ExtraClaims, JwtRules, TokenService},
         users::{UserService, UserStore},
     },
     mail::MailQueue,
@@ -153,13 +153,15 @@ impl AppState {
             redis.as_ref().map(|_| revocations.clone()),
         );
         let (keys, signing_material) = load_keys(&settings)?;
-        let tokens = TokenService::new(
+        let group_store: Arc<dyn GroupStore> = Arc::new(SqlGroupStore::new(db.clone()));
+        let mut tokens = TokenService::new(
             jwt_rules(&settings),
             keys,
             Arc::new(SqlTokenLedger::new(db.clone())),
             revocations,
             users.clone(),
         );
+        tokens.set_group_store(group_store.clone());
         // Opaque keys are derived under a subkey of the signing key: no second secret to manage.
         let opaque_secret = derive(&signing_material, b"tessera opaque tokens v1:");
         let t = &settings.tokens;
@@ -196,7 +198,7 @@ impl AppState {
             username_reset_show_email_not_found: a.username_reset_show_email_not_found,
             logout_on_password_change: a.logout_on_password_change,
         };
-        let groups = GroupService::new(Arc::new(SqlGroupStore::new(db.clone())), users.clone());
+        let groups = GroupService::new(group_store, users.clone());
         let accounts = AccountService::new(
             users.clone(),
             tokens.clone(),
@@ -241,6 +243,13 @@ fn jwt_rules(settings: &Settings) -> JwtRules {
         user_id_claim: j.user_id_claim.clone(),
         token_type_claim: j.token_type_claim.clone(),
         jti_claim: j.jti_claim.clone(),
+        claims: ExtraClaims {
+            groups: j.claims.groups,
+            username: j.claims.username,
+            email: j.claims.email,
+            is_staff: j.claims.is_staff,
+            is_superuser: j.claims.is_superuser,
+        },
     }
 }
 

@@ -33,6 +33,8 @@ pub trait GroupStore: Send + Sync {
     async fn add_member(&self, group: Uuid, user: Uuid) -> Result<(), StoreError>;
     /// False when the user was not a member.
     async fn remove_member(&self, group: Uuid, user: Uuid) -> Result<bool, StoreError>;
+    /// The names of the user's groups, sorted.
+    async fn names_of(&self, user: Uuid) -> Result<Vec<String>, StoreError>;
 }
 
 /// Staff-only management of groups and their members.

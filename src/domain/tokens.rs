@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use super::{
     DomainError,
+    groups::GroupStore,
     keys::KeyRing,
     revocation::{OutstandingToken, RevocationStore, RevokedJti, TokenLedger},
     users::{User, UserService},
@@ -72,6 +73,17 @@ pub struct JwtRules {
     pub user_id_claim: String,
     pub token_type_claim: String,
     pub jti_claim: String,
+    pub claims: ExtraClaims,
+}
+
+/// User facts put into access tokens beyond SimpleJWT's claims (`[jwt.claims]`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ExtraClaims {
+    pub groups: bool,
+    pub username: bool,
+    pub email: bool,
+    pub is_staff: bool,
+    pub is_superuser: bool,
 }
 
 /// The claims Tessera relies on, once a token is verified.
@@ -119,6 +131,8 @@ pub struct TokenService {
     ledger: Arc<dyn TokenLedger>,
     revocations: Arc<dyn RevocationStore>,
     users: Arc<UserService>,
+    /// Group names for the `groups` claim.
+    groups: Option<Arc<dyn GroupStore>>,
 }
 
 impl TokenService {
@@ -135,7 +149,13 @@ impl TokenService {
             ledger,
             revocations,
             users,
+            groups: None,
         }
+    }
+
+    /// Where the `groups` claim's names come from.
+    pub fn set_group_store(&mut self, groups: Arc<dyn GroupStore>) {
+        self.groups = Some(groups);
     }
 
     pub fn keys(&self) -> &KeyRing {
@@ -155,7 +175,8 @@ impl TokenService {
             user.last_login = Some(Utc::now());
             self.users.store().update(&user).await?;
         }
-        let (pair, row) = self.mint(user.id, Uuid::new_v4(), None, Utc::now())?;
+        let extra = self.access_claims(&user).await?;
+        let (pair, row) = self.mint(user.id, &extra, Uuid::new_v4(), None, Utc::now())?;
         self.ledger.record(&row).await?;
         Ok(pair)
     }
@@ -168,8 +189,9 @@ impl TokenService {
         let now = Utc::now();
         if !self.rules.rotate_refresh_tokens {
             self.ensure_not_revoked(&claims, Some(user_id)).await?;
-            self.active_user(user_id).await?;
-            let (access, _, _) = self.encode(TokenType::Access, user_id, now)?;
+            let user = self.active_user(user_id).await?;
+            let extra = self.access_claims(&user).await?;
+            let (access, _, _) = self.encode_with(TokenType::Access, user_id, now, &extra)?;
             return Ok(Refreshed {
                 access,
                 refresh: None,
@@ -183,8 +205,16 @@ impl TokenService {
         if parent.rotated_at.is_none() {
             self.ensure_not_revoked(&claims, Some(user_id)).await?;
         }
-        self.active_user(user_id).await?;
-        let (pair, child) = self.mint(user_id, parent.family, Some(parent.jti.clone()), now)?;
+        // Claims are rebuilt from the database on every refresh: a group change shows here.
+        let user = self.active_user(user_id).await?;
+        let extra = self.access_claims(&user).await?;
+        let (pair, child) = self.mint(
+            user_id,
+            &extra,
+            parent.family,
+            Some(parent.jti.clone()),
+            now,
+        )?;
         if parent.rotated_at.is_none() && self.ledger.rotate(&parent.jti, &child, now).await? {
             if self.rules.blacklist_after_rotation {
                 // The rotation is committed: the client must get its new pair even if this fails
@@ -393,6 +423,40 @@ impl TokenService {
         user: Uuid,
         now: DateTime<Utc>,
     ) -> Result<(String, String, DateTime<Utc>), DomainError> {
+        self.encode_with(token_type, user, now, &Map::new())
+    }
+
+    /// The user facts `jwt.claims` asks for in access tokens; none by default.
+    async fn access_claims(&self, user: &User) -> Result<Map<String, Value>, DomainError> {
+        let c = &self.rules.claims;
+        let mut extra = Map::new();
+        if c.username {
+            extra.insert("username".into(), user.username.clone().into());
+        }
+        if c.email {
+            extra.insert("email".into(), user.email.clone().into());
+        }
+        if c.is_staff {
+            extra.insert("is_staff".into(), user.is_staff.into());
+        }
+        if c.is_superuser {
+            extra.insert("is_superuser".into(), user.is_superuser.into());
+        }
+        if c.groups
+            && let Some(groups) = &self.groups
+        {
+            extra.insert("groups".into(), groups.names_of(user.id).await?.into());
+        }
+        Ok(extra)
+    }
+
+    fn encode_with(
+        &self,
+        token_type: TokenType,
+        user: Uuid,
+        now: DateTime<Utc>,
+        extra: &Map<String, Value>,
+    ) -> Result<(String, String, DateTime<Utc>), DomainError> {
         let lifetime = match token_type {
             TokenType::Access => self.rules.access_lifetime,
             TokenType::Refresh => self.rules.refresh_lifetime,
@@ -425,6 +489,11 @@ impl TokenService {
         if let Some(iss) = &self.rules.issuer {
             field("iss", iss.clone().into());
         }
+        if token_type == TokenType::Access {
+            for (name, value) in extra {
+                field(name, value.clone());
+            }
+        }
         payload.push('}');
         let message = format!(
             "{}.{}",
@@ -444,11 +513,13 @@ impl TokenService {
     fn mint(
         &self,
         user: Uuid,
+        extra: &Map<String, Value>,
         family: Uuid,
         parent_jti: Option<String>,
         now: DateTime<Utc>,
     ) -> Result<(TokenPair, OutstandingToken), DomainError> {
-        let (access, access_jti, access_expires_at) = self.encode(TokenType::Access, user, now)?;
+        let (access, access_jti, access_expires_at) =
+            self.encode_with(TokenType::Access, user, now, extra)?;
         let (refresh, jti, expires_at) = self.encode(TokenType::Refresh, user, now)?;
         metrics::counter!("tessera_tokens_issued_total", "kind" => if parent_jti.is_some() { "refresh" } else { "login" })
             .increment(1);

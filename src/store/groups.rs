@@ -130,6 +130,27 @@ impl GroupStore for SqlGroupStore {
             .map_err(err)
     }
 
+    async fn names_of(&self, user: Uuid) -> Result<Vec<String>, StoreError> {
+        let ids: Vec<Uuid> = member::Entity::find()
+            .filter(member::Column::UserId.eq(user))
+            .all(&self.db)
+            .await
+            .map_err(err)?
+            .into_iter()
+            .map(|m| m.group_id)
+            .collect();
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let groups = row::Entity::find()
+            .filter(row::Column::Id.is_in(ids))
+            .order_by_asc(row::Column::Name)
+            .all(&self.db)
+            .await
+            .map_err(err)?;
+        Ok(groups.into_iter().map(|g| g.name).collect())
+    }
+
     async fn remove_member(&self, group: Uuid, user: Uuid) -> Result<bool, StoreError> {
         let done = member::Entity::delete_many()
             .filter(member::Column::GroupId.eq(group))

@@ -6,7 +6,8 @@ use crate::helpers::{Backend, TestApp, TestUser, answer};
 
 on_every_backend!(
     groups_are_managed_by_staff_only,
-    members_join_and_leave_groups
+    members_join_and_leave_groups,
+    access_tokens_carry_the_configured_claims_rebuilt_on_refresh,
 );
 
 async fn call(
@@ -213,4 +214,72 @@ async fn members_join_and_leave_groups(backend: Backend) {
         call(&app, &admin, Method::GET, path, None).await.1,
         json!([])
     );
+}
+
+async fn access_tokens_carry_the_configured_claims_rebuilt_on_refresh(backend: Backend) {
+    let app = TestApp::spawn_with(
+        backend,
+        &[
+            ("TESSERA__JWT__CLAIMS__GROUPS", "true"),
+            ("TESSERA__JWT__CLAIMS__USERNAME", "true"),
+            ("TESSERA__JWT__CLAIMS__EMAIL", "true"),
+            ("TESSERA__JWT__CLAIMS__IS_STAFF", "true"),
+            ("TESSERA__JWT__CLAIMS__IS_SUPERUSER", "true"),
+        ],
+    )
+    .await;
+    let alice = app.register("alice").await;
+    let admin = app.staff().await;
+    for name in ["manager", "auditor"] {
+        call(
+            &app,
+            &admin,
+            Method::POST,
+            "/auth/groups/",
+            Some(json!({"name": name})),
+        )
+        .await;
+    }
+    call(
+        &app,
+        &admin,
+        Method::POST,
+        "/auth/groups/manager/users/",
+        Some(json!({"username": alice.username})),
+    )
+    .await;
+    let (access, refresh) = app.login(&alice).await;
+    let claims = crate::forge::claims_of(&access);
+    assert_eq!(claims["groups"], json!(["manager"]));
+    assert_eq!(claims["username"], json!(alice.username));
+    assert_eq!(
+        claims["email"],
+        json!(format!("{}@example.com", alice.username))
+    );
+    assert_eq!(
+        (claims["is_staff"].clone(), claims["is_superuser"].clone()),
+        (json!(false), json!(false))
+    );
+    assert!(
+        crate::forge::claims_of(&refresh).get("groups").is_none(),
+        "refresh tokens stay lean"
+    );
+
+    // A group change shows on the next refresh.
+    call(
+        &app,
+        &admin,
+        Method::POST,
+        "/auth/groups/auditor/users/",
+        Some(json!({"username": alice.username})),
+    )
+    .await;
+    let (status, body) = answer(
+        app.post_json("/api/token/refresh/", json!({"refresh": refresh}))
+            .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let refreshed = crate::forge::claims_of(body["access"].as_str().unwrap());
+    assert_eq!(refreshed["groups"], json!(["auditor", "manager"]));
 }
