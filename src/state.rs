@@ -46,7 +46,7 @@ pub struct AppState {
     pub throttle: Option<Arc<Throttle>>,
     /// Proxies whose X-Forwarded-For is believed.
     pub trusted_proxies: Arc<Vec<ipnet::IpNet>>,
-    /// The pool, for readiness checks and operators' tooling.
+    /// The pool, for the audit writer and operators' tooling.
     pub database: DatabaseConnection,
 }
 

@@ -7,11 +7,14 @@ use std::{
 use sea_orm::sea_query::{Expr, ExprTrait, Func};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, IntoActiveModel,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
 };
 use uuid::Uuid;
 
-use super::{entities::user, store_error};
+use super::{
+    entities::{auth_token, user, user_group},
+    store_error,
+};
 use crate::domain::{
     StoreError,
     users::{User, UserPage, UserStore},
@@ -137,11 +140,23 @@ impl UserStore for SqlUserStore {
     }
 
     async fn delete(&self, id: Uuid) -> Result<(), StoreError> {
-        user::Entity::delete_by_id(id)
-            .exec(&self.db)
+        // Like Django's cascades: the user's group memberships and opaque keys go with it.
+        let txn = self.db.begin().await.map_err(err)?;
+        user_group::Entity::delete_many()
+            .filter(user_group::Column::UserId.eq(id))
+            .exec(&txn)
             .await
-            .map(|_| ())
-            .map_err(err)
+            .map_err(err)?;
+        auth_token::Entity::delete_many()
+            .filter(auth_token::Column::UserId.eq(id))
+            .exec(&txn)
+            .await
+            .map_err(err)?;
+        user::Entity::delete_by_id(id)
+            .exec(&txn)
+            .await
+            .map_err(err)?;
+        txn.commit().await.map_err(err)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

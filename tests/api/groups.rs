@@ -8,6 +8,7 @@ on_every_backend!(
     groups_are_managed_by_staff_only,
     members_join_and_leave_groups,
     access_tokens_carry_the_configured_claims_rebuilt_on_refresh,
+    deleting_a_user_removes_its_memberships_and_keys,
 );
 
 async fn call(
@@ -282,4 +283,65 @@ async fn access_tokens_carry_the_configured_claims_rebuilt_on_refresh(backend: B
     assert_eq!(status, StatusCode::OK);
     let refreshed = crate::forge::claims_of(body["access"].as_str().unwrap());
     assert_eq!(refreshed["groups"], json!(["auditor", "manager"]));
+}
+
+async fn deleting_a_user_removes_its_memberships_and_keys(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let bob = app.register("bob").await;
+    let admin = app.staff().await;
+    call(
+        &app,
+        &admin,
+        Method::POST,
+        "/auth/groups/",
+        Some(json!({"name": "manager"})),
+    )
+    .await;
+    call(
+        &app,
+        &admin,
+        Method::POST,
+        "/auth/groups/manager/users/",
+        Some(json!({"username": bob.username})),
+    )
+    .await;
+    let key = answer(
+        app.post_json(
+            "/auth/token/login/",
+            json!({"username": bob.username, "password": bob.password}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(key.0, StatusCode::OK);
+    let count = || {
+        use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+        use tessera::store::entities::{auth_token, user_group};
+        let db = app.app_state.database.clone();
+        let id: uuid::Uuid = bob.id.parse().unwrap();
+        async move {
+            let memberships = user_group::Entity::find()
+                .filter(user_group::Column::UserId.eq(id))
+                .count(&db)
+                .await
+                .unwrap();
+            let keys = auth_token::Entity::find()
+                .filter(auth_token::Column::UserId.eq(id))
+                .count(&db)
+                .await
+                .unwrap();
+            (memberships, keys)
+        }
+    };
+    assert_eq!(count().await, (1, 1));
+    let (status, _) = call(
+        &app,
+        &bob,
+        Method::DELETE,
+        "/auth/users/me/",
+        Some(json!({"current_password": bob.password})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(count().await, (0, 0), "nothing of the user is left behind");
 }
