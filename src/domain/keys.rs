@@ -4,6 +4,7 @@ use jsonwebtoken::{
     Algorithm, AlgorithmFamily, DecodingKey, EncodingKey,
     jwk::{Jwk, JwkSet, PublicKeyUse, ThumbprintHash},
 };
+use tessera_verify::{Key, KeySet};
 
 /// Shortest HMAC secret accepted outside `--dev` (RFC 7518: at least the hash size).
 pub const MIN_HMAC_KEY_BYTES: usize = 32;
@@ -13,19 +14,13 @@ pub const MIN_HMAC_KEY_BYTES: usize = 32;
 #[error("jwt keys: {0}")]
 pub struct KeyError(pub String);
 
-/// A key a token may be verified with.
-pub struct VerifyingKey {
-    pub kid: Option<String>,
-    pub key: DecodingKey,
-    /// The public JWK (asymmetric keys only).
-    pub jwk: Option<Jwk>,
-}
-
 pub struct KeyRing {
     pub algorithm: Algorithm,
     signing: EncodingKey,
     signing_kid: Option<String>,
-    verifying: Vec<VerifyingKey>,
+    verifying: KeySet,
+    /// The public keys of `verifying` (none for HMAC).
+    jwks: JwkSet,
 }
 
 impl KeyRing {
@@ -49,17 +44,17 @@ impl KeyRing {
             }
             let verifying = std::iter::once(signing)
                 .chain(others.iter().map(Vec::as_slice))
-                .map(|k| VerifyingKey {
+                .map(|k| Key {
                     kid: None,
                     key: DecodingKey::from_secret(k),
-                    jwk: None,
                 })
                 .collect();
             return Ok(Self {
                 algorithm,
                 signing: EncodingKey::from_secret(signing),
                 signing_kid: None,
-                verifying,
+                verifying: KeySet::new(verifying),
+                jwks: JwkSet { keys: Vec::new() },
             });
         }
         let encoding = match family {
@@ -72,8 +67,8 @@ impl KeyRing {
             Jwk::from_encoding_key(&encoding, algorithm).map_err(bad)?,
             algorithm,
         )?;
-        let signing_kid = own.kid.clone();
-        let mut verifying = vec![own];
+        let signing_kid = own.common.key_id.clone();
+        let mut public = vec![own];
         for pem in others {
             let decoding = match family {
                 AlgorithmFamily::Rsa => DecodingKey::from_rsa_pem(pem),
@@ -81,16 +76,18 @@ impl KeyRing {
                 _ => DecodingKey::from_ed_pem(pem),
             }
             .map_err(bad)?;
-            verifying.push(public_key(
+            public.push(public_key(
                 Jwk::from_decoding_key(&decoding, Some(algorithm)).map_err(bad)?,
                 algorithm,
             )?);
         }
+        let jwks = JwkSet { keys: public };
         Ok(Self {
             algorithm,
             signing: encoding,
             signing_kid,
-            verifying,
+            verifying: KeySet::from_jwks(&jwks, algorithm),
+            jwks,
         })
     }
 
@@ -102,42 +99,28 @@ impl KeyRing {
         self.signing_kid.as_deref()
     }
 
-    /// The keys to try for a token with this `kid` header: the named one, or every key without
-    /// an id. An unknown `kid` yields nothing.
-    pub fn candidates<'a>(
-        &'a self,
-        kid: Option<&'a str>,
-    ) -> impl Iterator<Item = &'a VerifyingKey> + 'a {
-        self.verifying
-            .iter()
-            .filter(move |k| k.kid.as_deref() == kid)
+    /// Every key a token may be signed with (the same set downstream services get from the JWKS).
+    pub fn verifying(&self) -> &KeySet {
+        &self.verifying
     }
 
     /// The public keys, for `/.well-known/jwks.json` (empty for HMAC).
-    pub fn jwks(&self) -> JwkSet {
-        JwkSet {
-            keys: self
-                .verifying
-                .iter()
-                .filter_map(|k| k.jwk.clone())
-                .collect(),
-        }
+    pub fn jwks(&self) -> &JwkSet {
+        &self.jwks
     }
 }
 
-fn public_key(mut jwk: Jwk, algorithm: Algorithm) -> Result<VerifyingKey, KeyError> {
+/// The public JWK named by its RFC 7638 thumbprint, marked for signatures with `algorithm`.
+fn public_key(mut jwk: Jwk, algorithm: Algorithm) -> Result<Jwk, KeyError> {
     let kid = jwk
         .thumbprint(ThumbprintHash::SHA256)
         .map_err(|e| KeyError(e.to_string()))?;
-    jwk.common.key_id = Some(kid.clone());
+    jwk.common.key_id = Some(kid);
     jwk.common.public_key_use = Some(PublicKeyUse::Signature);
     jwk.common.key_algorithm = Some(algorithm.into());
-    let key = DecodingKey::from_jwk(&jwk).map_err(|e| KeyError(e.to_string()))?;
-    Ok(VerifyingKey {
-        kid: Some(kid),
-        key,
-        jwk: Some(jwk),
-    })
+    // The key must load back from its JWK, as downstream services will load it.
+    DecodingKey::from_jwk(&jwk).map_err(|e| KeyError(e.to_string()))?;
+    Ok(jwk)
 }
 
 /// 64 random hex characters (256 bits from rand's OS-seeded CSPRNG): a fresh HMAC secret.
@@ -171,6 +154,7 @@ mod tests {
         ] {
             let ring = KeyRing::new(alg, &fixture(private), &[fixture(public)], false).unwrap();
             assert_eq!(ring.jwks().keys.len(), 2);
+            assert_eq!(ring.verifying().len(), 2);
             assert!(ring.signing_kid().is_some_and(|k| k.len() == 43));
         }
     }

@@ -6,6 +6,7 @@ use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
+use tessera_verify::Policy;
 use uuid::Uuid;
 
 use super::{
@@ -16,41 +17,16 @@ use super::{
     users::{User, UserService},
 };
 
-/// The `token_type` claim's two values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TokenType {
-    Access,
-    Refresh,
-}
+pub use tessera_verify::{Claims, TokenType, VerifyError};
 
-impl TokenType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TokenType::Access => "access",
-            TokenType::Refresh => "refresh",
-        }
-    }
-}
-
-/// Why a token is refused; the messages are SimpleJWT's.
+/// Why a token is refused: the offline checks (the same as downstream services run, from
+/// `tessera-verify`), then what only Tessera knows. The messages are SimpleJWT's.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TokenError {
-    #[error("Token is invalid")]
-    Invalid,
-    #[error("Token is expired")]
-    Expired,
-    #[error("Token has no type")]
-    NoType,
-    #[error("Token has wrong type")]
-    WrongType,
-    #[error("Token has no id")]
-    NoId,
-    #[error("Token has no '{0}' claim")]
-    MissingClaim(&'static str),
+    #[error(transparent)]
+    Refused(#[from] VerifyError),
     #[error("Token is blacklisted")]
     Blacklisted,
-    #[error("Token contained no recognizable user identification")]
-    NoUser,
     #[error("User not found")]
     UserNotFound,
     #[error("User is inactive")]
@@ -86,30 +62,18 @@ pub struct ExtraClaims {
     pub is_superuser: bool,
 }
 
-/// The claims Tessera relies on, once a token is verified.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Claims {
-    pub token_type: TokenType,
-    pub exp: i64,
-    pub iat: Option<i64>,
-    pub jti: String,
-    /// The user id claim as text, when present.
-    pub user_id: Option<String>,
+fn user_of(claims: &Claims) -> Result<Uuid, TokenError> {
+    claims
+        .user_id
+        .as_deref()
+        .and_then(|id| Uuid::parse_str(id).ok())
+        .ok_or(VerifyError::NoUser.into())
 }
 
-impl Claims {
-    fn user(&self) -> Result<Uuid, TokenError> {
-        self.user_id
-            .as_deref()
-            .and_then(|id| Uuid::parse_str(id).ok())
-            .ok_or(TokenError::NoUser)
-    }
-
-    fn expires_at(&self) -> DateTime<Utc> {
-        Utc.timestamp_opt(self.exp, 0)
-            .single()
-            .unwrap_or_else(Utc::now)
-    }
+fn expires_at(claims: &Claims) -> DateTime<Utc> {
+    Utc.timestamp_opt(claims.exp, 0)
+        .single()
+        .unwrap_or_else(Utc::now)
 }
 
 /// An access/refresh pair.
@@ -128,6 +92,8 @@ pub struct Refreshed {
 pub struct TokenService {
     rules: JwtRules,
     keys: KeyRing,
+    /// What `decode` checks besides the signature, from `rules` and the key ring's algorithm.
+    policy: Policy,
     ledger: Arc<dyn TokenLedger>,
     revocations: Arc<dyn RevocationStore>,
     users: Arc<UserService>,
@@ -143,9 +109,19 @@ impl TokenService {
         revocations: Arc<dyn RevocationStore>,
         users: Arc<UserService>,
     ) -> Self {
+        let policy = Policy {
+            algorithm: keys.algorithm,
+            issuer: rules.issuer.clone(),
+            audience: rules.audience.clone(),
+            leeway: rules.leeway,
+            user_id_claim: rules.user_id_claim.clone(),
+            token_type_claim: rules.token_type_claim.clone(),
+            jti_claim: rules.jti_claim.clone(),
+        };
         Self {
             rules,
             keys,
+            policy,
             ledger,
             revocations,
             users,
@@ -185,7 +161,7 @@ impl TokenService {
     /// presented after it was rotated revokes its whole family, unless the grace lets it through.
     pub async fn refresh(&self, token: &str) -> Result<Refreshed, DomainError> {
         let claims = self.decode(token, Some(TokenType::Refresh))?;
-        let user_id = claims.user()?;
+        let user_id = user_of(&claims)?;
         let now = Utc::now();
         if !self.rules.rotate_refresh_tokens {
             self.ensure_not_revoked(&claims, Some(user_id)).await?;
@@ -222,7 +198,7 @@ impl TokenService {
                 let revoked = RevokedJti {
                     jti: parent.jti,
                     user_id: Some(user_id),
-                    expires_at: claims.expires_at(),
+                    expires_at: expires_at(&claims),
                 };
                 if let Err(e) = self.revocations.revoke(&[revoked]).await {
                     tracing::error!(error = %e, "could not blacklist a rotated refresh token");
@@ -260,19 +236,19 @@ impl TokenService {
     /// A valid access or refresh token that is not revoked.
     pub async fn verify(&self, token: &str) -> Result<(), DomainError> {
         let claims = self.decode(token, None)?;
-        let user = claims.user().ok();
+        let user = user_of(&claims).ok();
         self.ensure_not_revoked(&claims, user).await
     }
 
     /// Revokes a refresh token and the access token issued with it.
     pub async fn blacklist(&self, token: &str) -> Result<(), DomainError> {
         let claims = self.decode(token, Some(TokenType::Refresh))?;
-        let user = claims.user().ok();
+        let user = user_of(&claims).ok();
         self.ensure_not_revoked(&claims, user).await?;
         let mut revoked = vec![RevokedJti {
             jti: claims.jti.clone(),
             user_id: user,
-            expires_at: claims.expires_at(),
+            expires_at: expires_at(&claims),
         }];
         if let Some(row) = self.ledger.find(&claims.jti).await? {
             revoked.push(RevokedJti {
@@ -290,7 +266,7 @@ impl TokenService {
     /// The user behind a `Bearer` access token.
     pub async fn authenticate(&self, token: &str) -> Result<User, DomainError> {
         let claims = self.decode(token, Some(TokenType::Access))?;
-        let user_id = claims.user()?;
+        let user_id = user_of(&claims)?;
         self.ensure_not_revoked(&claims, Some(user_id)).await?;
         self.active_user(user_id).await
     }
@@ -316,104 +292,12 @@ impl TokenService {
 
     /// Verifies signature and claims. `expected` None accepts access and refresh tokens.
     pub fn decode(&self, token: &str, expected: Option<TokenType>) -> Result<Claims, TokenError> {
-        let claims = self.verified_claims(token)?;
-        let now = Utc::now().timestamp() as f64;
-        let leeway = self.rules.leeway.as_secs_f64();
-        let exp = match claims.get("exp") {
-            None => return Err(TokenError::MissingClaim("exp")),
-            Some(v) => v.as_f64().ok_or(TokenError::Invalid)?,
-        };
-        if exp + leeway <= now {
-            return Err(TokenError::Expired);
-        }
-        // Not yet valid, or issued in the future: refused, as is a non-numeric value.
-        for name in ["nbf", "iat"] {
-            if let Some(v) = claims.get(name)
-                && v.as_f64().ok_or(TokenError::Invalid)? > now + leeway
-            {
-                return Err(TokenError::Invalid);
-            }
-        }
-        if let Some(issuer) = &self.rules.issuer
-            && claims.get("iss").and_then(Value::as_str) != Some(issuer.as_str())
-        {
-            return Err(TokenError::Invalid);
-        }
-        if let Some(audience) = &self.rules.audience {
-            let matches = match claims.get("aud") {
-                Some(Value::String(a)) => a == audience,
-                Some(Value::Array(list)) => {
-                    list.iter().any(|a| a.as_str() == Some(audience.as_str()))
-                }
-                _ => false,
-            };
-            if !matches {
-                return Err(TokenError::Invalid);
-            }
-        }
-        let jti = match claims.get(&self.rules.jti_claim) {
-            None => return Err(TokenError::NoId),
-            Some(Value::String(s)) => s.clone(),
-            Some(_) => return Err(TokenError::Invalid),
-        };
-        let token_type = match claims.get(&self.rules.token_type_claim) {
-            None => return Err(TokenError::NoType),
-            Some(v) if v == "access" => TokenType::Access,
-            Some(v) if v == "refresh" => TokenType::Refresh,
-            Some(_) => return Err(TokenError::WrongType),
-        };
-        if expected.is_some_and(|e| e != token_type) {
-            return Err(TokenError::WrongType);
-        }
-        let user_id = match claims.get(&self.rules.user_id_claim) {
-            Some(Value::String(s)) => Some(s.clone()),
-            Some(Value::Number(n)) => Some(n.to_string()),
-            _ => None,
-        };
-        let iat = claims.get("iat").and_then(Value::as_f64).map(|v| v as i64);
-        Ok(Claims {
-            token_type,
-            exp: exp as i64,
-            iat,
-            jti,
-            user_id,
-        })
-    }
-
-    /// The payload of a token whose header and signature check out under the pinned algorithm.
-    fn verified_claims(&self, token: &str) -> Result<Map<String, Value>, TokenError> {
-        let mut parts = token.split('.');
-        let (Some(header64), Some(payload64), Some(signature), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(TokenError::Invalid);
-        };
-        let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Invalid)?;
-        // Keys named or carried by the token itself are never trusted (RFC 8725 3.10).
-        if header.alg != self.keys.algorithm
-            || header.jku.is_some()
-            || header.jwk.is_some()
-            || header.x5u.is_some()
-            || header.x5c.is_some()
-            || header.crit.is_some()
-        {
-            return Err(TokenError::Invalid);
-        }
-        let message = &token[..header64.len() + 1 + payload64.len()];
-        let verified = self.keys.candidates(header.kid.as_deref()).any(|k| {
-            jsonwebtoken::crypto::verify(signature, message.as_bytes(), &k.key, self.keys.algorithm)
-                .unwrap_or(false)
-        });
-        if !verified {
-            return Err(TokenError::Invalid);
-        }
-        let payload = URL_SAFE_NO_PAD
-            .decode(payload64)
-            .map_err(|_| TokenError::Invalid)?;
-        match serde_json::from_slice(&payload) {
-            Ok(Value::Object(map)) => Ok(map),
-            _ => Err(TokenError::Invalid),
-        }
+        Ok(tessera_verify::decode(
+            token,
+            &self.policy,
+            self.keys.verifying(),
+            expected,
+        )?)
     }
 
     /// Signs a token with SimpleJWT's header and claim order (no ledger record; see `obtain`).
@@ -557,7 +441,7 @@ impl TokenService {
             access_expires_at: now,
             token_sha256: sha256_hex(token),
             created_at: now,
-            expires_at: claims.expires_at(),
+            expires_at: expires_at(claims),
             rotated_at: None,
             grace_used: false,
         };

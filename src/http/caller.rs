@@ -13,7 +13,11 @@ use std::net::IpAddr;
 
 use super::{error::ApiError, throttle::client_ip};
 use crate::{
-    domain::{DomainError, tokens::TokenError, users::User},
+    domain::{
+        DomainError,
+        tokens::{TokenError, VerifyError},
+        users::User,
+    },
     state::AppState,
 };
 
@@ -69,7 +73,9 @@ async fn bearer(state: &AppState, parts: &[&str]) -> Result<Caller, ApiError> {
             opaque_key: None,
         }),
         Err(DomainError::Token(
-            e @ (TokenError::NoUser | TokenError::UserNotFound | TokenError::UserInactive),
+            e @ (TokenError::Refused(VerifyError::NoUser)
+            | TokenError::UserNotFound
+            | TokenError::UserInactive),
         )) => Err(ApiError::token(&e)),
         Err(DomainError::Token(e)) => Err(ApiError::body(
             StatusCode::UNAUTHORIZED,

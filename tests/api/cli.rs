@@ -119,7 +119,7 @@ async fn createsuperuser_without_input_makes_a_staff_user_that_can_log_in() {
     let app = tessera::Application::build(settings).await.unwrap();
     let base = format!("http://{}", app.local_addr().unwrap());
     tokio::spawn(app.run_until(std::future::pending()));
-    let response = reqwest::Client::new()
+    let response = crate::helpers::client()
         .get(format!("{base}/auth/users/"))
         .basic_auth("root", Some("correct horse battery"))
         .send()
@@ -128,7 +128,7 @@ async fn createsuperuser_without_input_makes_a_staff_user_that_can_log_in() {
     assert_eq!(response.status(), StatusCode::OK);
     let users: serde_json::Value = response.json().await.unwrap();
     assert_eq!(users.as_array().unwrap().len(), 1);
-    let response = reqwest::Client::new()
+    let response = crate::helpers::client()
         .get(format!("{base}/auth/users/me/"))
         .header("Authorization", format!("Token {reset}"))
         .send()

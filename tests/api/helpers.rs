@@ -123,6 +123,17 @@ pub async fn fresh_postgres_database() -> String {
     format!("{server}/{name}")
 }
 
+/// An HTTP client for tests. reqwest here has no TLS provider of its own (the kit's JWKS
+/// client takes the process's), so ring's is installed first.
+pub fn client_builder() -> reqwest::ClientBuilder {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    Client::builder()
+}
+
+pub fn client() -> Client {
+    client_builder().build().expect("http client")
+}
+
 /// A running app and a client for it.
 pub struct TestApp {
     pub base: String,
@@ -185,7 +196,7 @@ impl TestApp {
         Self {
             base: format!("http://{addr}"),
             redis_prefix,
-            client: Client::new(),
+            client: client(),
             app_state,
             _dir: dir,
             _stop: stop,

@@ -160,7 +160,7 @@ async fn sigterm_drains_and_exits_cleanly() {
         .spawn()
         .unwrap();
     let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
+    let client = crate::helpers::client();
     let mut ready = false;
     for _ in 0..100 {
         if client
@@ -413,7 +413,7 @@ async fn audit_events_carry_context_and_no_secrets() {
         .spawn()
         .unwrap();
     let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::builder()
+    let client = crate::helpers::client_builder()
         .user_agent("audit-test-agent")
         .build()
         .unwrap();
@@ -864,7 +864,7 @@ async fn metrics_can_have_an_address_of_their_own() {
     let app = tessera::Application::build(settings).await.unwrap();
     let (api, metrics) = (app.local_addr().unwrap(), app.metrics_addr().unwrap());
     tokio::spawn(app.run_until(std::future::pending()));
-    let client = reqwest::Client::new();
+    let client = crate::helpers::client();
     let on_api = client
         .get(format!("http://{api}/metrics"))
         .send()

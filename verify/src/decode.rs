@@ -1,0 +1,229 @@
+//! The verification itself: signature under the pinned algorithm, then the claims.
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use jsonwebtoken::{
+    Algorithm, AlgorithmFamily, DecodingKey,
+    jwk::{AlgorithmParameters, JwkSet, KeyAlgorithm},
+};
+use serde_json::{Map, Value};
+
+use crate::{Claims, TokenType, VerifyError};
+
+/// What a token must satisfy besides its signature. The defaults are SimpleJWT's and Tessera's.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// The only algorithm accepted (the token's `alg` header must name it).
+    pub algorithm: Algorithm,
+    /// Required `iss`, when set (Tessera's `jwt.issuer`).
+    pub issuer: Option<String>,
+    /// Required `aud` (a string, or one entry of a list), when set (Tessera's `jwt.audience`).
+    pub audience: Option<String>,
+    /// Clock skew allowed on `exp`, `nbf` and `iat`.
+    pub leeway: Duration,
+    pub user_id_claim: String,
+    pub token_type_claim: String,
+    pub jti_claim: String,
+}
+
+impl Policy {
+    pub fn new(algorithm: Algorithm) -> Self {
+        Self {
+            algorithm,
+            issuer: None,
+            audience: None,
+            leeway: Duration::ZERO,
+            user_id_claim: "user_id".into(),
+            token_type_claim: "token_type".into(),
+            jti_claim: "jti".into(),
+        }
+    }
+}
+
+/// A key tokens may be signed with, named by its `kid` (asymmetric keys) or not (HMAC secrets).
+pub struct Key {
+    pub kid: Option<String>,
+    pub key: DecodingKey,
+}
+
+/// The keys one verifier accepts (several during a key rotation).
+#[derive(Default)]
+pub struct KeySet {
+    keys: Vec<Key>,
+}
+
+impl KeySet {
+    pub fn new(keys: Vec<Key>) -> Self {
+        Self { keys }
+    }
+
+    /// The asymmetric keys of a JWKS usable with `algorithm`: a key without a `kid`, of another
+    /// key type, or marked for another algorithm is left out.
+    pub fn from_jwks(set: &JwkSet, algorithm: Algorithm) -> Self {
+        let family = algorithm.family();
+        let keys = set
+            .keys
+            .iter()
+            .filter(|jwk| {
+                // Only public keys: a JWKS never carries a secret worth trusting.
+                let kind = match jwk.algorithm {
+                    AlgorithmParameters::RSA(_) => Some(AlgorithmFamily::Rsa),
+                    AlgorithmParameters::EllipticCurve(_) => Some(AlgorithmFamily::Ec),
+                    AlgorithmParameters::OctetKeyPair(_) => Some(AlgorithmFamily::Ed),
+                    _ => None,
+                };
+                kind == Some(family)
+                    && jwk
+                        .common
+                        .key_algorithm
+                        .is_none_or(|a| a == KeyAlgorithm::from(algorithm))
+            })
+            .filter_map(|jwk| {
+                Some(Key {
+                    kid: Some(jwk.common.key_id.clone()?),
+                    key: DecodingKey::from_jwk(jwk).ok()?,
+                })
+            })
+            .collect();
+        Self { keys }
+    }
+
+    /// The keys to try for a token with this `kid` header: the named one, or every key without
+    /// an id. An unknown `kid` yields nothing.
+    pub fn candidates<'a>(&'a self, kid: Option<&'a str>) -> impl Iterator<Item = &'a Key> + 'a {
+        self.keys.iter().filter(move |k| k.kid.as_deref() == kid)
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+}
+
+/// Verifies `token` under `policy` with `keys`; `expected` None accepts access and refresh tokens.
+pub fn decode(
+    token: &str,
+    policy: &Policy,
+    keys: &KeySet,
+    expected: Option<TokenType>,
+) -> Result<Claims, VerifyError> {
+    let raw = verified_payload(token, policy.algorithm, keys)?;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64()
+        .floor();
+    let leeway = policy.leeway.as_secs_f64();
+    let exp = match raw.get("exp") {
+        None => return Err(VerifyError::MissingClaim("exp")),
+        Some(v) => v.as_f64().ok_or(VerifyError::Invalid)?,
+    };
+    if exp + leeway <= now {
+        return Err(VerifyError::Expired);
+    }
+    // Not yet valid, or issued in the future: refused, as is a non-numeric value.
+    for name in ["nbf", "iat"] {
+        if let Some(v) = raw.get(name)
+            && v.as_f64().ok_or(VerifyError::Invalid)? > now + leeway
+        {
+            return Err(VerifyError::Invalid);
+        }
+    }
+    if let Some(issuer) = &policy.issuer
+        && raw.get("iss").and_then(Value::as_str) != Some(issuer.as_str())
+    {
+        return Err(VerifyError::Invalid);
+    }
+    if let Some(audience) = &policy.audience {
+        let matches = match raw.get("aud") {
+            Some(Value::String(a)) => a == audience,
+            Some(Value::Array(list)) => list.iter().any(|a| a.as_str() == Some(audience.as_str())),
+            _ => false,
+        };
+        if !matches {
+            return Err(VerifyError::Invalid);
+        }
+    }
+    let jti = match raw.get(&policy.jti_claim) {
+        None => return Err(VerifyError::NoId),
+        Some(Value::String(s)) => s.clone(),
+        Some(_) => return Err(VerifyError::Invalid),
+    };
+    let token_type = match raw.get(&policy.token_type_claim) {
+        None => return Err(VerifyError::NoType),
+        Some(v) if v == "access" => TokenType::Access,
+        Some(v) if v == "refresh" => TokenType::Refresh,
+        Some(_) => return Err(VerifyError::WrongType),
+    };
+    if expected.is_some_and(|e| e != token_type) {
+        return Err(VerifyError::WrongType);
+    }
+    let user_id = match raw.get(&policy.user_id_claim) {
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::Number(n)) => Some(n.to_string()),
+        _ => None,
+    };
+    let iat = raw.get("iat").and_then(Value::as_f64).map(|v| v as i64);
+    Claims {
+        token_type,
+        exp: exp as i64,
+        iat,
+        jti,
+        user_id,
+        username: None,
+        email: None,
+        groups: Vec::new(),
+        is_staff: false,
+        is_superuser: false,
+        raw,
+    }
+    .with_facts()
+}
+
+/// The `kid` header of a token, if it has a readable one.
+pub(crate) fn kid_of(token: &str) -> Option<String> {
+    jsonwebtoken::decode_header(token).ok()?.kid
+}
+
+/// The payload of a token whose header and signature check out under the pinned algorithm.
+fn verified_payload(
+    token: &str,
+    algorithm: Algorithm,
+    keys: &KeySet,
+) -> Result<Map<String, Value>, VerifyError> {
+    let mut parts = token.split('.');
+    let (Some(header64), Some(payload64), Some(signature), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(VerifyError::Invalid);
+    };
+    let header = jsonwebtoken::decode_header(token).map_err(|_| VerifyError::Invalid)?;
+    // Keys named or carried by the token itself are never trusted (RFC 8725 3.10).
+    if header.alg != algorithm
+        || header.jku.is_some()
+        || header.jwk.is_some()
+        || header.x5u.is_some()
+        || header.x5c.is_some()
+        || header.crit.is_some()
+    {
+        return Err(VerifyError::Invalid);
+    }
+    let message = &token[..header64.len() + 1 + payload64.len()];
+    let verified = keys.candidates(header.kid.as_deref()).any(|k| {
+        jsonwebtoken::crypto::verify(signature, message.as_bytes(), &k.key, algorithm)
+            .unwrap_or(false)
+    });
+    if !verified {
+        return Err(VerifyError::Invalid);
+    }
+    let payload = URL_SAFE_NO_PAD
+        .decode(payload64)
+        .map_err(|_| VerifyError::Invalid)?;
+    match serde_json::from_slice(&payload) {
+        Ok(Value::Object(map)) => Ok(map),
+        _ => Err(VerifyError::Invalid),
+    }
+}
