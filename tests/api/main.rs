@@ -16,3 +16,4 @@ mod operations;
 mod smtp_sink;
 mod throttle;
 mod users;
+mod verify_kit;
