@@ -278,6 +278,22 @@ impl TestApp {
         )
     }
 
+    /// Puts `username` into group `name` (created if needed) through the staff API.
+    pub async fn add_to_group(&self, username: &str, name: &str) {
+        let admin = self.staff().await;
+        let create = admin.auth(self.request(Method::POST, "/auth/groups/"));
+        create
+            .json(&serde_json::json!({"name": name}))
+            .send()
+            .await
+            .unwrap();
+        let path = format!("/auth/groups/{name}/users/");
+        let add = admin.auth(self.request(Method::POST, &path));
+        let body = serde_json::json!({"username": username});
+        let response = add.json(&body).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED);
+    }
+
     /// Deletes this app's Redis keys, as a FLUSHALL or a restart without persistence would.
     pub async fn flush_redis(&self) {
         let Some(prefix) = &self.redis_prefix else {

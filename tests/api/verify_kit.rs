@@ -16,7 +16,7 @@ use poem::{
     listener::{Acceptor, Listener, TcpListener},
     web::Data,
 };
-use reqwest::{Method, StatusCode, header};
+use reqwest::{StatusCode, header};
 use serde_json::{Value, json};
 use tessera_verify::{
     JwksOptions, Policy, TokenType, Verifier, VerifyError,
@@ -75,21 +75,10 @@ async fn serve(endpoint: impl Endpoint + 'static) -> String {
     format!("http://{addr}")
 }
 
-/// Puts `user` into group `name` (created if needed) through Tessera's staff API.
-async fn join_group(app: &TestApp, user: &str, name: &str) {
-    let admin = app.staff().await;
-    let create = admin.auth(app.request(Method::POST, "/auth/groups/"));
-    create.json(&json!({"name": name})).send().await.unwrap();
-    let path = format!("/auth/groups/{name}/users/");
-    let add = admin.auth(app.request(Method::POST, &path));
-    let response = add.json(&json!({"username": user})).send().await.unwrap();
-    assert_eq!(response.status(), StatusCode::CREATED);
-}
-
 async fn the_kit_accepts_tessera_access_tokens_with_typed_claims(backend: Backend) {
     let app = TestApp::spawn_with(backend, &CLAIMS).await;
     let alice = app.register("alice").await;
-    join_group(&app, &alice.username, "manager").await;
+    app.add_to_group(&alice.username, "manager").await;
     let (access, _) = app.login(&alice).await;
     let verifier = Verifier::hmac(Policy::new(Algorithm::HS256), SIGNING_KEY);
     let claims = verifier.verify(&access).await.unwrap();
@@ -342,7 +331,7 @@ async fn the_example_service_admits_by_group(backend: Backend) {
         )
     );
     // Membership shows once the token is refreshed.
-    join_group(&tessera, &alice.username, "manager").await;
+    tessera.add_to_group(&alice.username, "manager").await;
     let (status, body) = answer(
         tessera
             .post_json("/api/token/refresh/", json!({"refresh": refresh}))
@@ -402,7 +391,7 @@ async fn the_tower_layer_admits_members_and_answers_drf_refusals() {
     let app = TestApp::spawn_with(Backend::Sqlite, &CLAIMS).await;
     let alice = app.register("alice").await;
     let bob = app.register("bob").await;
-    join_group(&app, &alice.username, "manager").await;
+    app.add_to_group(&alice.username, "manager").await;
     let verifier = Arc::new(Verifier::hmac(Policy::new(Algorithm::HS256), SIGNING_KEY));
     let mut service = VerifyAccessLayer::new(verifier)
         .require_group("manager")
