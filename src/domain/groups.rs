@@ -1,6 +1,6 @@
 //! Groups (Django's auth groups): named sets of users that staff manage; downstream services
 //! read them to authorize.
-use std::sync::Arc;
+use std::{collections::HashMap, sync::Arc};
 
 use uuid::Uuid;
 
@@ -33,8 +33,18 @@ pub trait GroupStore: Send + Sync {
     async fn add_member(&self, group: Uuid, user: Uuid) -> Result<(), StoreError>;
     /// False when the user was not a member.
     async fn remove_member(&self, group: Uuid, user: Uuid) -> Result<bool, StoreError>;
+    /// The names of each user's groups, sorted; users in no group have no entry. A bounded
+    /// number of queries however many users are asked for (never one per user).
+    async fn names_of_many(&self, users: &[Uuid])
+    -> Result<HashMap<Uuid, Vec<String>>, StoreError>;
     /// The names of the user's groups, sorted.
-    async fn names_of(&self, user: Uuid) -> Result<Vec<String>, StoreError>;
+    async fn names_of(&self, user: Uuid) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .names_of_many(&[user])
+            .await?
+            .remove(&user)
+            .unwrap_or_default())
+    }
 }
 
 /// Staff-only management of groups and their members.

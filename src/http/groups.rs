@@ -8,7 +8,7 @@ use super::{
     body::{Body, Fields, FromFields},
     caller::Caller,
     error::ApiError,
-    users::UserBody,
+    users::UserSummaryBody,
 };
 use crate::{domain::groups::Group, state::AppState};
 
@@ -109,17 +109,17 @@ pub enum One {
 #[derive(ApiResponse)]
 pub enum Members {
     #[oai(status = 200)]
-    Ok(Json<Vec<UserBody>>),
+    Ok(Json<Vec<UserSummaryBody>>),
 }
 
 #[derive(ApiResponse)]
 pub enum Member {
     /// Removed.
     #[oai(status = 200)]
-    Removed(Json<UserBody>),
+    Removed(Json<UserSummaryBody>),
     /// Added.
     #[oai(status = 201)]
-    Added(Json<UserBody>),
+    Added(Json<UserSummaryBody>),
 }
 
 #[derive(ApiResponse)]
