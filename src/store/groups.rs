@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, IntoActiveModel, JoinType,
     QueryFilter, QueryOrder, QuerySelect, RelationTrait, TransactionTrait,
+    sea_query::{Expr, ExprTrait},
 };
 use uuid::Uuid;
 
@@ -164,6 +165,22 @@ impl GroupStore for SqlGroupStore {
         Ok(names)
     }
 
+    async fn member_counts(&self) -> Result<HashMap<Uuid, u64>, StoreError> {
+        let rows: Vec<(Uuid, i64)> = member::Entity::find()
+            .select_only()
+            .column(member::Column::GroupId)
+            .column_as(Expr::col(member::Column::UserId).count(), "members")
+            .group_by(member::Column::GroupId)
+            .into_tuple()
+            .all(&self.db)
+            .await
+            .map_err(err)?;
+        Ok(rows
+            .into_iter()
+            .map(|(group, count)| (group, u64::try_from(count).unwrap_or(0)))
+            .collect())
+    }
+
     async fn remove_member(&self, group: Uuid, user: Uuid) -> Result<bool, StoreError> {
         let done = member::Entity::delete_many()
             .filter(member::Column::GroupId.eq(group))
@@ -194,7 +211,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn names_for_many_users_cross_query_chunks() {
+    async fn names_and_counts_for_many_users_cross_query_chunks() {
         let store = store().await;
         let mut groups = Vec::new();
         for name in ["manager", "Zeta", "auditor"] {
@@ -235,5 +252,12 @@ mod tests {
         }
         assert_eq!(store.names_of(users[2]).await.unwrap().len(), 3);
         assert!(store.names_of_many(&[]).await.unwrap().is_empty());
+
+        let counts = store.member_counts().await.unwrap();
+        let in_all = (0..users.len()).filter(|i| i % 3 == 2).count() as u64;
+        let only_manager = (0..users.len()).filter(|i| i % 3 == 1).count() as u64;
+        assert_eq!(counts[&groups[0].id], in_all + only_manager);
+        assert_eq!(counts[&groups[1].id], in_all);
+        assert_eq!(counts[&groups[2].id], in_all);
     }
 }
