@@ -4,7 +4,7 @@ use std::{io::Write, process::ExitCode};
 use clap::{Parser, Subcommand};
 use tessera::{
     AppState, Application, Settings, StartError,
-    domain::{DomainError, users::Registration},
+    domain::{DomainError, groups::Actor, users::Registration},
     settings::LogFormat,
     store::database,
 };
@@ -59,6 +59,11 @@ enum Command {
         #[arg(short, long)]
         reset: bool,
     },
+    /// Manage groups and their members as the operator (no staff account needed).
+    Group {
+        #[command(subcommand)]
+        command: GroupCommand,
+    },
     /// Delete expired refresh-token records and revocations (the server also does it every
     /// `jwt.prune_interval`).
     FlushExpiredTokens,
@@ -66,6 +71,30 @@ enum Command {
     Openapi,
     /// Exit 0 when the local server answers /health/ready (for container health checks).
     Healthcheck,
+}
+
+#[derive(Subcommand)]
+enum GroupCommand {
+    /// Create a group.
+    Create {
+        /// Its unique name.
+        name: String,
+        /// What the group is for.
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// Delete a group and its memberships.
+    Delete { name: String },
+    /// Add USERNAME to the group NAME.
+    AddUser { name: String, username: String },
+    /// Remove USERNAME from the group NAME.
+    RemoveUser { name: String, username: String },
+    /// Without NAME: every group with its member count and description (tab-separated);
+    /// with NAME: its members' usernames.
+    List {
+        /// The group whose members to list.
+        name: Option<String>,
+    },
 }
 
 /// glibc's allocator contends on its arena locks under many small per-request allocations;
@@ -160,6 +189,10 @@ async fn run(
             println!("Generated token {key} for user {username}");
             Ok(())
         }
+        Command::Group { command } => {
+            let state = AppState::connect(settings).await.map_err(fail)?;
+            group(&state, command).await.map_err(explain)
+        }
         Command::FlushExpiredTokens => {
             let state = AppState::connect(settings).await.map_err(fail)?;
             let removed = state.tokens.prune().await.map_err(explain)?;
@@ -206,6 +239,42 @@ async fn createsuperuser(
         .await
         .map_err(explain)?;
     println!("Superuser '{}' created (id {}).", user.username, user.id);
+    Ok(())
+}
+
+/// `tessera group ...`: the domain's group rules, acting as the operator.
+async fn group(state: &AppState, command: GroupCommand) -> Result<(), DomainError> {
+    let groups = &state.groups;
+    match command {
+        GroupCommand::Create { name, description } => {
+            groups.create(Actor::Operator, &name, &description).await?;
+            println!("Group '{name}' created.");
+        }
+        GroupCommand::Delete { name } => {
+            groups.delete(Actor::Operator, &name).await?;
+            println!("Group '{name}' deleted.");
+        }
+        GroupCommand::AddUser { name, username } => {
+            groups.add_member(Actor::Operator, &name, &username).await?;
+            println!("User '{username}' added to group '{name}'.");
+        }
+        GroupCommand::RemoveUser { name, username } => {
+            groups
+                .remove_member(Actor::Operator, &name, &username)
+                .await?;
+            println!("User '{username}' removed from group '{name}'.");
+        }
+        GroupCommand::List { name: None } => {
+            for (group, members) in groups.list_with_member_counts(Actor::Operator).await? {
+                println!("{}\t{members}\t{}", group.name, group.description);
+            }
+        }
+        GroupCommand::List { name: Some(name) } => {
+            for user in groups.members(Actor::Operator, &name).await? {
+                println!("{}", user.username);
+            }
+        }
+    }
     Ok(())
 }
 

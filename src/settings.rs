@@ -154,6 +154,7 @@ pub const THROTTLE_SCOPES: [&str; 4] = ["login", "register", "refresh", "passwor
 pub struct AccountSettings {
     pub login_field: LoginField,
     pub hide_users: bool,
+    pub show_user_roles: bool,
     pub user_create_password_retype: bool,
     pub set_password_retype: bool,
     pub password_reset_confirm_retype: bool,

@@ -94,9 +94,13 @@ impl AppState {
                 10_000,
             ));
         }
+        let group_store: Arc<dyn GroupStore> = Arc::new(SqlGroupStore::new(db.clone()));
         let mut users = UserService::new(user_store, Arc::new(hasher), rules);
         users.set_hide_users(settings.accounts.hide_users);
         users.set_login_field(settings.accounts.login_field);
+        if settings.accounts.show_user_roles {
+            users.show_roles(group_store.clone());
+        }
 
         let sql_revocations = SqlRevocations::new(db.clone());
         let revocations: Arc<dyn RevocationStore> = match &redis {
@@ -153,7 +157,6 @@ impl AppState {
             redis.as_ref().map(|_| revocations.clone()),
         );
         let (keys, signing_material) = load_keys(&settings)?;
-        let group_store: Arc<dyn GroupStore> = Arc::new(SqlGroupStore::new(db.clone()));
         let mut tokens = TokenService::new(
             jwt_rules(&settings),
             keys,

@@ -1,6 +1,6 @@
-//! Groups (Django's auth groups): named sets of users that staff manage; downstream services
-//! read them to authorize.
-use std::sync::Arc;
+//! Groups (Django's auth groups): named sets of users that staff (or the operator at the CLI)
+//! manage; downstream services read them to authorize.
+use std::{collections::HashMap, sync::Arc};
 
 use uuid::Uuid;
 
@@ -33,11 +33,54 @@ pub trait GroupStore: Send + Sync {
     async fn add_member(&self, group: Uuid, user: Uuid) -> Result<(), StoreError>;
     /// False when the user was not a member.
     async fn remove_member(&self, group: Uuid, user: Uuid) -> Result<bool, StoreError>;
+    /// The names of each user's groups, sorted; users in no group have no entry. A bounded
+    /// number of queries however many users are asked for (never one per user).
+    async fn names_of_many(&self, users: &[Uuid])
+    -> Result<HashMap<Uuid, Vec<String>>, StoreError>;
     /// The names of the user's groups, sorted.
-    async fn names_of(&self, user: Uuid) -> Result<Vec<String>, StoreError>;
+    async fn names_of(&self, user: Uuid) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .names_of_many(&[user])
+            .await?
+            .remove(&user)
+            .unwrap_or_default())
+    }
+    /// The number of members of every group that has any.
+    async fn member_counts(&self) -> Result<HashMap<Uuid, u64>, StoreError>;
 }
 
-/// Staff-only management of groups and their members.
+/// Who manages groups.
+#[derive(Debug, Clone, Copy)]
+pub enum Actor<'a> {
+    /// A signed-in user; only staff may (DRF's IsAdminUser).
+    User(&'a User),
+    /// The operator at the command line, who holds the database already and needs no account.
+    Operator,
+}
+
+impl Actor<'_> {
+    /// The acting user's id, for audit events; None for the operator.
+    fn user_id(&self) -> Option<Uuid> {
+        match self {
+            Actor::User(user) => Some(user.id),
+            Actor::Operator => None,
+        }
+    }
+}
+
+/// Why a group operation found nothing. Over HTTP each is a plain 404 (the names are the
+/// caller's own input); the CLI prints the message.
+#[derive(Debug, thiserror::Error)]
+pub enum GroupError {
+    #[error("group '{0}' does not exist")]
+    UnknownGroup(String),
+    #[error("user '{0}' does not exist")]
+    UnknownUser(String),
+    #[error("user '{user}' is not a member of group '{group}'")]
+    NotMember { group: String, user: String },
+}
+
+/// Management of groups and their members, by staff or the operator.
 pub struct GroupService {
     store: Arc<dyn GroupStore>,
     users: Arc<UserService>,
@@ -48,19 +91,39 @@ impl GroupService {
         Self { store, users }
     }
 
-    pub async fn list(&self, actor: &User) -> Result<Vec<Group>, DomainError> {
+    /// Every group, by name.
+    pub async fn list(&self, actor: Actor<'_>) -> Result<Vec<Group>, DomainError> {
         staff(actor)?;
         Ok(self.store.all().await?)
     }
 
-    pub async fn get(&self, actor: &User, name: &str) -> Result<Group, DomainError> {
+    /// Every group, by name, with its number of members (two queries in all).
+    pub async fn list_with_member_counts(
+        &self,
+        actor: Actor<'_>,
+    ) -> Result<Vec<(Group, u64)>, DomainError> {
+        let groups = self.list(actor).await?;
+        let counts = self.store.member_counts().await?;
+        Ok(groups
+            .into_iter()
+            .map(|g| {
+                let count = counts.get(&g.id).copied().unwrap_or(0);
+                (g, count)
+            })
+            .collect())
+    }
+
+    pub async fn get(&self, actor: Actor<'_>, name: &str) -> Result<Group, DomainError> {
         staff(actor)?;
-        self.store.by_name(name).await?.ok_or(DomainError::Hidden)
+        self.store
+            .by_name(name)
+            .await?
+            .ok_or_else(|| GroupError::UnknownGroup(name.to_owned()).into())
     }
 
     pub async fn create(
         &self,
-        actor: &User,
+        actor: Actor<'_>,
         name: &str,
         description: &str,
     ) -> Result<Group, DomainError> {
@@ -80,7 +143,7 @@ impl GroupService {
     /// Renames and/or re-describes a group (None keeps the field).
     pub async fn update(
         &self,
-        actor: &User,
+        actor: Actor<'_>,
         name: &str,
         new_name: Option<&str>,
         description: Option<&str>,
@@ -99,14 +162,14 @@ impl GroupService {
         }
     }
 
-    pub async fn delete(&self, actor: &User, name: &str) -> Result<(), DomainError> {
+    pub async fn delete(&self, actor: Actor<'_>, name: &str) -> Result<(), DomainError> {
         let group = self.get(actor, name).await?;
         self.store.delete(group.id).await?;
-        tracing::info!(target: "tessera::audit", actor_id = %actor.id, group = %group.name, "group deleted");
+        tracing::info!(target: "tessera::audit", actor_id = actor.user_id().map(tracing::field::display), group = %group.name, "group deleted");
         Ok(())
     }
 
-    pub async fn members(&self, actor: &User, name: &str) -> Result<Vec<User>, DomainError> {
+    pub async fn members(&self, actor: Actor<'_>, name: &str) -> Result<Vec<User>, DomainError> {
         let group = self.get(actor, name).await?;
         let mut users = Vec::new();
         for id in self.store.members(group.id).await? {
@@ -119,53 +182,58 @@ impl GroupService {
 
     pub async fn add_member(
         &self,
-        actor: &User,
+        actor: Actor<'_>,
         name: &str,
         username: &str,
     ) -> Result<User, DomainError> {
         let group = self.get(actor, name).await?;
-        let user = self
-            .users
-            .store()
-            .by_username(username)
-            .await?
-            .ok_or(DomainError::Hidden)?;
+        let user = self.user_named(username).await?;
         self.store.add_member(group.id, user.id).await?;
-        tracing::info!(target: "tessera::audit", actor_id = %actor.id, user_id = %user.id, group = %group.name, "user added to group");
+        tracing::info!(target: "tessera::audit", actor_id = actor.user_id().map(tracing::field::display), user_id = %user.id, group = %group.name, "user added to group");
         Ok(user)
     }
 
     pub async fn remove_member(
         &self,
-        actor: &User,
+        actor: Actor<'_>,
         name: &str,
         username: &str,
     ) -> Result<User, DomainError> {
         let group = self.get(actor, name).await?;
-        let user = self
-            .users
+        let user = self.user_named(username).await?;
+        if !self.store.remove_member(group.id, user.id).await? {
+            return Err(GroupError::NotMember {
+                group: group.name,
+                user: user.username,
+            }
+            .into());
+        }
+        tracing::info!(target: "tessera::audit", actor_id = actor.user_id().map(tracing::field::display), user_id = %user.id, group = %group.name, "user removed from group");
+        Ok(user)
+    }
+
+    async fn user_named(&self, username: &str) -> Result<User, DomainError> {
+        self.users
             .store()
             .by_username(username)
             .await?
-            .ok_or(DomainError::Hidden)?;
-        if !self.store.remove_member(group.id, user.id).await? {
-            return Err(DomainError::Hidden);
-        }
-        tracing::info!(target: "tessera::audit", actor_id = %actor.id, user_id = %user.id, group = %group.name, "user removed from group");
-        Ok(user)
+            .ok_or_else(|| GroupError::UnknownUser(username.to_owned()).into())
     }
 }
 
-/// DRF's IsAdminUser.
-fn staff(actor: &User) -> Result<(), DomainError> {
-    if actor.is_staff {
-        Ok(())
-    } else {
-        Err(DomainError::Forbidden)
+/// DRF's IsAdminUser for users; the operator may always.
+fn staff(actor: Actor<'_>) -> Result<(), DomainError> {
+    match actor {
+        Actor::User(user) if !user.is_staff => Err(DomainError::Forbidden),
+        _ => Ok(()),
     }
 }
 
 fn check_name(name: &str) -> Result<(), DomainError> {
+    // Over HTTP the body parser refuses blanks first; this guards the CLI.
+    if name.trim().is_empty() {
+        return Err(DomainError::field("name", "This field may not be blank."));
+    }
     if name.chars().count() > 150 {
         return Err(DomainError::field(
             "name",

@@ -44,6 +44,9 @@ pub enum DomainError {
     /// An account action was refused (stale activation, activation emails off).
     #[error(transparent)]
     Account(#[from] accounts::AccountError),
+    /// A group, user or membership named in a group operation does not exist.
+    #[error(transparent)]
+    Group(#[from] groups::GroupError),
     /// An opaque key was refused (DRF's reasons).
     #[error(transparent)]
     Opaque(#[from] opaque::OpaqueError),

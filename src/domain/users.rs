@@ -1,11 +1,12 @@
 //! User accounts: registration, lookup with Djoser's visibility rules, profile changes, deletion.
-use std::{net::IpAddr, sync::Arc};
+use std::{collections::HashMap, net::IpAddr, sync::Arc};
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{
     DomainError, FieldErrors, StoreError,
+    groups::GroupStore,
     passwords::{MAX_PASSWORD_BYTES, PasswordHasher, PasswordRules, UserAttribute},
     throttle::LoginGuard,
     validation::{MSG_USERNAME_TAKEN, email_errors, username_errors},
@@ -85,6 +86,23 @@ pub struct Registration {
     pub is_active: bool,
 }
 
+/// What a user body shows besides Djoser's `{email, id, username}` (read-only: no profile
+/// change touches them).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Roles {
+    /// Names of the user's groups, sorted.
+    pub groups: Vec<String>,
+    pub is_staff: bool,
+    pub is_superuser: bool,
+}
+
+/// A user as the API shows it; `roles` is None when `accounts.show_user_roles` is off.
+#[derive(Debug, Clone)]
+pub struct ShownUser {
+    pub user: User,
+    pub roles: Option<Roles>,
+}
+
 /// Profile fields a user may change; `None` leaves the field as it is.
 #[derive(Default)]
 pub struct ProfileChange {
@@ -99,6 +117,8 @@ pub struct UserService {
     hide_users: bool,
     login_field: LoginField,
     guard: Option<Arc<LoginGuard>>,
+    /// Where group names come from when user bodies show roles; None: they do not.
+    roles_from: Option<Arc<dyn GroupStore>>,
 }
 
 impl UserService {
@@ -114,6 +134,7 @@ impl UserService {
             hide_users: true,
             login_field: LoginField::Username,
             guard: None,
+            roles_from: None,
         }
     }
 
@@ -288,6 +309,49 @@ impl UserService {
     /// Djoser's HIDE_USERS: whether non-staff callers see only themselves.
     pub fn set_hide_users(&mut self, hide: bool) {
         self.hide_users = hide;
+    }
+
+    /// User bodies show groups and staff flags (`accounts.show_user_roles`), group names
+    /// read from `groups`.
+    pub fn show_roles(&mut self, groups: Arc<dyn GroupStore>) {
+        self.roles_from = Some(groups);
+    }
+
+    /// `users` as the API shows them, in the same order; the group names of all of them are
+    /// read at once.
+    pub async fn shown(&self, users: Vec<User>) -> Result<Vec<ShownUser>, DomainError> {
+        let mut names = match &self.roles_from {
+            None => HashMap::new(),
+            Some(groups) => {
+                let ids: Vec<Uuid> = users.iter().map(|u| u.id).collect();
+                groups.names_of_many(&ids).await?
+            }
+        };
+        Ok(users
+            .into_iter()
+            .map(|user| {
+                let groups = names.remove(&user.id).unwrap_or_default();
+                self.show(user, groups)
+            })
+            .collect())
+    }
+
+    /// One user as the API shows it.
+    pub async fn shown_one(&self, user: User) -> Result<ShownUser, DomainError> {
+        let groups = match &self.roles_from {
+            None => Vec::new(),
+            Some(store) => store.names_of(user.id).await?,
+        };
+        Ok(self.show(user, groups))
+    }
+
+    fn show(&self, user: User, groups: Vec<String>) -> ShownUser {
+        let roles = self.roles_from.is_some().then_some(Roles {
+            groups,
+            is_staff: user.is_staff,
+            is_superuser: user.is_superuser,
+        });
+        ShownUser { user, roles }
     }
 
     /// Staff list everyone (optionally one page); others get only themselves.

@@ -129,7 +129,7 @@ impl From<DomainError> for ApiError {
             DomainError::NotFound => {
                 Self::detail(StatusCode::NOT_FOUND, "No User matches the given query.")
             }
-            DomainError::Hidden => Self::not_found(),
+            DomainError::Hidden | DomainError::Group(_) => Self::not_found(),
             DomainError::Forbidden => Self::detail(
                 StatusCode::FORBIDDEN,
                 "You do not have permission to perform this action.",

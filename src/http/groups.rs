@@ -8,9 +8,12 @@ use super::{
     body::{Body, Fields, FromFields},
     caller::Caller,
     error::ApiError,
-    users::UserBody,
+    users::UserSummaryBody,
 };
-use crate::{domain::groups::Group, state::AppState};
+use crate::{
+    domain::groups::{Actor, Group},
+    state::AppState,
+};
 
 #[derive(Tags)]
 enum Tag {
@@ -109,17 +112,17 @@ pub enum One {
 #[derive(ApiResponse)]
 pub enum Members {
     #[oai(status = 200)]
-    Ok(Json<Vec<UserBody>>),
+    Ok(Json<Vec<UserSummaryBody>>),
 }
 
 #[derive(ApiResponse)]
 pub enum Member {
     /// Removed.
     #[oai(status = 200)]
-    Removed(Json<UserBody>),
+    Removed(Json<UserSummaryBody>),
     /// Added.
     #[oai(status = 201)]
-    Added(Json<UserBody>),
+    Added(Json<UserSummaryBody>),
 }
 
 #[derive(ApiResponse)]
@@ -137,7 +140,7 @@ impl GroupsApi {
     /// Every group.
     #[oai(path = "/auth/groups/", method = "get")]
     async fn list(&self, state: Data<&AppState>, caller: Caller) -> Answer<Groups> {
-        let groups = state.groups.list(&caller.user).await?;
+        let groups = state.groups.list(Actor::User(&caller.user)).await?;
         Ok(Groups::Ok(Json(
             groups.into_iter().map(Into::into).collect(),
         )))
@@ -157,7 +160,7 @@ impl GroupsApi {
         let description = body.0.description.unwrap_or_default();
         let group = state
             .groups
-            .create(&caller.user, &name, &description)
+            .create(Actor::User(&caller.user), &name, &description)
             .await?;
         Ok(One::Created(Json(group.into())))
     }
@@ -166,7 +169,11 @@ impl GroupsApi {
     #[oai(path = "/auth/groups/:name/", method = "get")]
     async fn get(&self, state: Data<&AppState>, caller: Caller, name: Path<String>) -> Answer<One> {
         Ok(One::Ok(Json(
-            state.groups.get(&caller.user, &name).await?.into(),
+            state
+                .groups
+                .get(Actor::User(&caller.user), &name)
+                .await?
+                .into(),
         )))
     }
 
@@ -183,7 +190,7 @@ impl GroupsApi {
         let group = state
             .groups
             .update(
-                &caller.user,
+                Actor::User(&caller.user),
                 &name,
                 b.name.as_deref(),
                 b.description.as_deref(),
@@ -200,7 +207,10 @@ impl GroupsApi {
         caller: Caller,
         name: Path<String>,
     ) -> Answer<Deleted> {
-        state.groups.delete(&caller.user, &name).await?;
+        state
+            .groups
+            .delete(Actor::User(&caller.user), &name)
+            .await?;
         Ok(Deleted::Deleted)
     }
 
@@ -212,7 +222,10 @@ impl GroupsApi {
         caller: Caller,
         name: Path<String>,
     ) -> Answer<Members> {
-        let users = state.groups.members(&caller.user, &name).await?;
+        let users = state
+            .groups
+            .members(Actor::User(&caller.user), &name)
+            .await?;
         Ok(Members::Ok(Json(
             users.into_iter().map(Into::into).collect(),
         )))
@@ -229,7 +242,7 @@ impl GroupsApi {
     ) -> Answer<Member> {
         let user = state
             .groups
-            .add_member(&caller.user, &name, &body.0.username)
+            .add_member(Actor::User(&caller.user), &name, &body.0.username)
             .await?;
         Ok(Member::Added(Json(user.into())))
     }
@@ -245,7 +258,7 @@ impl GroupsApi {
     ) -> Answer<Member> {
         let user = state
             .groups
-            .remove_member(&caller.user, &name, &body.0.username)
+            .remove_member(Actor::User(&caller.user), &name, &body.0.username)
             .await?;
         Ok(Member::Removed(Json(user.into())))
     }

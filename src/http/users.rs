@@ -14,7 +14,7 @@ use super::{
     error::ApiError,
 };
 use crate::{
-    domain::users::{ProfileChange, Registration, User},
+    domain::users::{ProfileChange, Registration, ShownUser, User},
     state::AppState,
 };
 
@@ -24,16 +24,65 @@ enum Tag {
     Users,
 }
 
-/// A user as Djoser's UserSerializer shows it.
+/// A user as Djoser's UserSerializer shows it, with its roles unless
+/// `accounts.show_user_roles` is off.
 #[derive(Object)]
 #[oai(rename = "User", example)]
 pub struct UserBody {
     pub email: String,
     pub id: Uuid,
     pub username: String,
+    /// Names of the user's groups, sorted. Absent when `accounts.show_user_roles` is off.
+    #[oai(read_only, skip_serializing_if_is_none)]
+    pub groups: Option<Vec<String>>,
+    /// Absent when `accounts.show_user_roles` is off.
+    #[oai(read_only, skip_serializing_if_is_none)]
+    pub is_staff: Option<bool>,
+    /// Absent when `accounts.show_user_roles` is off.
+    #[oai(read_only, skip_serializing_if_is_none)]
+    pub is_superuser: Option<bool>,
 }
 
 impl Example for UserBody {
+    fn example() -> Self {
+        let u = UserSummaryBody::example();
+        Self {
+            email: u.email,
+            id: u.id,
+            username: u.username,
+            groups: Some(vec!["manager".into()]),
+            is_staff: Some(false),
+            is_superuser: Some(false),
+        }
+    }
+}
+
+impl From<ShownUser> for UserBody {
+    fn from(shown: ShownUser) -> Self {
+        let u = shown.user;
+        let roles = shown.roles;
+        Self {
+            email: u.email,
+            id: u.id,
+            username: u.username,
+            is_staff: roles.as_ref().map(|r| r.is_staff),
+            is_superuser: roles.as_ref().map(|r| r.is_superuser),
+            groups: roles.map(|r| r.groups),
+        }
+    }
+}
+
+/// A user's `{email, id, username}` only, as Djoser's UserCreateSerializer answers a
+/// registration (also the members of a group).
+#[derive(Object)]
+#[oai(rename = "UserSummary", example)]
+pub struct UserSummaryBody {
+    pub email: String,
+    pub id: Uuid,
+    pub username: String,
+}
+
+impl Example for UserSummaryBody {
     fn example() -> Self {
         Self {
             email: "alice@example.com".into(),
@@ -43,7 +92,7 @@ impl Example for UserBody {
     }
 }
 
-impl From<User> for UserBody {
+impl From<User> for UserSummaryBody {
     fn from(u: User) -> Self {
         Self {
             email: u.email,
@@ -91,7 +140,7 @@ impl FromFields for RegisterRequest {
     }
 }
 
-/// Profile changes; `id` and `username` are read-only and ignored.
+/// Profile changes; `id`, `username` and the roles are read-only and ignored.
 #[derive(Object)]
 #[oai(rename = "UserUpdate", example)]
 pub struct UpdateRequest {
@@ -152,7 +201,7 @@ pub struct UserPageBody {
 pub enum Created {
     /// The new user.
     #[oai(status = 201)]
-    Created(Json<UserBody>),
+    Created(Json<UserSummaryBody>),
 }
 
 #[derive(ApiResponse)]
@@ -219,8 +268,9 @@ impl UsersApi {
         let page_size = state.settings.users.page_size;
         if page_size == 0 {
             let page = state.users.list(&caller.user, 0, None).await?;
+            let shown = state.users.shown(page.users).await?;
             return Ok(Listed::All(Json(
-                page.users.into_iter().map(Into::into).collect(),
+                shown.into_iter().map(Into::into).collect(),
             )));
         }
         let invalid = || ApiError::detail(poem::http::StatusCode::NOT_FOUND, "Invalid page.");
@@ -240,18 +290,20 @@ impl UsersApi {
             .list(&caller.user, (number - 1) * page_size, Some(page_size))
             .await?;
         let link = |n: u64| page_link(req, n);
+        let shown = state.users.shown(listed.users).await?;
         Ok(Listed::Page(Json(UserPageBody {
             count: listed.total,
             next: (number < pages).then(|| link(number + 1)),
             previous: (number > 1).then(|| link(number - 1)),
-            results: listed.users.into_iter().map(Into::into).collect(),
+            results: shown.into_iter().map(Into::into).collect(),
         })))
     }
 
     /// The caller's own account.
     #[oai(path = "/auth/users/me/", method = "get")]
-    async fn me(&self, caller: Caller) -> Answer<Found> {
-        Ok(Found::Ok(Json(caller.user.into())))
+    async fn me(&self, state: Data<&AppState>, caller: Caller) -> Answer<Found> {
+        let shown = state.users.shown_one(caller.user).await?;
+        Ok(Found::Ok(Json(shown.into())))
     }
 
     /// Replace the caller's profile (email); id and username are read-only.
@@ -295,7 +347,8 @@ impl UsersApi {
     #[oai(path = "/auth/users/:id/", method = "get")]
     async fn get(&self, state: Data<&AppState>, caller: Caller, id: Path<String>) -> Answer<Found> {
         let user = state.users.get(&caller.user, parse_id(&id)?).await?;
-        Ok(Found::Ok(Json(user.into())))
+        let shown = state.users.shown_one(user).await?;
+        Ok(Found::Ok(Json(shown.into())))
     }
 
     /// Replace a user's profile (self or staff).
@@ -641,7 +694,8 @@ async fn update(state: &AppState, caller: &Caller, id: Uuid, body: UpdateRequest
         .users
         .update(&caller.user, id, ProfileChange { email: body.email })
         .await?;
-    Ok(Found::Ok(Json(user.into())))
+    let shown = state.users.shown_one(user).await?;
+    Ok(Found::Ok(Json(shown.into())))
 }
 
 /// A malformed id is simply not found, as in Django.

@@ -1,7 +1,10 @@
 //! The SQL `GroupStore`.
+use std::collections::HashMap;
+
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, IntoActiveModel, QueryFilter,
-    QueryOrder, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, IntoActiveModel, JoinType,
+    QueryFilter, QueryOrder, QuerySelect, RelationTrait, TransactionTrait,
+    sea_query::{Expr, ExprTrait},
 };
 use uuid::Uuid;
 
@@ -13,6 +16,10 @@ use crate::domain::{
     StoreError,
     groups::{Group, GroupStore},
 };
+
+/// Users per `IN (...)` list: far below every backend's bind-parameter limit (SQLite's can be
+/// as low as 999), so a listing of all users never fails for its size.
+const IDS_PER_QUERY: usize = 500;
 
 pub struct SqlGroupStore {
     db: DatabaseConnection,
@@ -130,25 +137,48 @@ impl GroupStore for SqlGroupStore {
             .map_err(err)
     }
 
-    async fn names_of(&self, user: Uuid) -> Result<Vec<String>, StoreError> {
-        let ids: Vec<Uuid> = member::Entity::find()
-            .filter(member::Column::UserId.eq(user))
-            .all(&self.db)
-            .await
-            .map_err(err)?
-            .into_iter()
-            .map(|m| m.group_id)
-            .collect();
-        if ids.is_empty() {
-            return Ok(Vec::new());
+    async fn names_of_many(
+        &self,
+        users: &[Uuid],
+    ) -> Result<HashMap<Uuid, Vec<String>>, StoreError> {
+        let mut names: HashMap<Uuid, Vec<String>> = HashMap::new();
+        for chunk in users.chunks(IDS_PER_QUERY) {
+            let rows: Vec<(Uuid, String)> = member::Entity::find()
+                .select_only()
+                .column(member::Column::UserId)
+                .column(row::Column::Name)
+                .join(JoinType::InnerJoin, member::Relation::Group.def())
+                .filter(member::Column::UserId.is_in(chunk.iter().copied()))
+                .into_tuple()
+                .all(&self.db)
+                .await
+                .map_err(err)?;
+            for (user, name) in rows {
+                names.entry(user).or_default().push(name);
+            }
         }
-        let groups = row::Entity::find()
-            .filter(row::Column::Id.is_in(ids))
-            .order_by_asc(row::Column::Name)
+        // Sorted here rather than in SQL: PostgreSQL's collation and SQLite's byte order
+        // would disagree on case and accents.
+        for list in names.values_mut() {
+            list.sort_unstable();
+        }
+        Ok(names)
+    }
+
+    async fn member_counts(&self) -> Result<HashMap<Uuid, u64>, StoreError> {
+        let rows: Vec<(Uuid, i64)> = member::Entity::find()
+            .select_only()
+            .column(member::Column::GroupId)
+            .column_as(Expr::col(member::Column::UserId).count(), "members")
+            .group_by(member::Column::GroupId)
+            .into_tuple()
             .all(&self.db)
             .await
             .map_err(err)?;
-        Ok(groups.into_iter().map(|g| g.name).collect())
+        Ok(rows
+            .into_iter()
+            .map(|(group, count)| (group, u64::try_from(count).unwrap_or(0)))
+            .collect())
     }
 
     async fn remove_member(&self, group: Uuid, user: Uuid) -> Result<bool, StoreError> {
@@ -159,5 +189,75 @@ impl GroupStore for SqlGroupStore {
             .await
             .map_err(err)?;
         Ok(done.rows_affected > 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::DatabaseSettings;
+
+    async fn store() -> SqlGroupStore {
+        let db = crate::store::database::connect(&DatabaseSettings {
+            url: "sqlite::memory:".into(),
+            migrate_on_start: true,
+            max_connections: 1,
+            acquire_timeout: std::time::Duration::from_secs(2),
+        })
+        .await
+        .unwrap();
+        crate::store::database::migrate(&db).await.unwrap();
+        SqlGroupStore::new(db)
+    }
+
+    #[tokio::test]
+    async fn names_and_counts_for_many_users_cross_query_chunks() {
+        let store = store().await;
+        let mut groups = Vec::new();
+        for name in ["manager", "Zeta", "auditor"] {
+            let group = Group {
+                id: Uuid::now_v7(),
+                name: name.into(),
+                description: String::new(),
+            };
+            store.create(&group).await.unwrap();
+            groups.push(group);
+        }
+        // More users than two chunks hold; every third is in no group.
+        let users: Vec<Uuid> = (0..IDS_PER_QUERY * 2 + 1).map(|_| Uuid::now_v7()).collect();
+        for (i, user) in users.iter().enumerate() {
+            match i % 3 {
+                0 => {}
+                1 => store.add_member(groups[0].id, *user).await.unwrap(),
+                _ => {
+                    for g in &groups {
+                        store.add_member(g.id, *user).await.unwrap();
+                    }
+                }
+            }
+        }
+        let names = store.names_of_many(&users).await.unwrap();
+        assert_eq!(names.len(), users.len() - users.len().div_ceil(3));
+        for (i, user) in users.iter().enumerate() {
+            let expected: Option<Vec<&str>> = match i % 3 {
+                0 => None,
+                1 => Some(vec!["manager"]),
+                // Byte order on every backend: capitals first.
+                _ => Some(vec!["Zeta", "auditor", "manager"]),
+            };
+            let got: Option<Vec<&str>> = names
+                .get(user)
+                .map(|n| n.iter().map(String::as_str).collect());
+            assert_eq!(got, expected, "user {i}");
+        }
+        assert_eq!(store.names_of(users[2]).await.unwrap().len(), 3);
+        assert!(store.names_of_many(&[]).await.unwrap().is_empty());
+
+        let counts = store.member_counts().await.unwrap();
+        let in_all = (0..users.len()).filter(|i| i % 3 == 2).count() as u64;
+        let only_manager = (0..users.len()).filter(|i| i % 3 == 1).count() as u64;
+        assert_eq!(counts[&groups[0].id], in_all + only_manager);
+        assert_eq!(counts[&groups[1].id], in_all);
+        assert_eq!(counts[&groups[2].id], in_all);
     }
 }

@@ -151,3 +151,116 @@ fn openapi_command_prints_the_document() {
         tessera::http::openapi_json().trim_end()
     );
 }
+
+on_every_backend!(group_commands_manage_groups_and_members_as_the_operator);
+
+/// Runs `tessera group ARGS` against `app`'s database: (success, stdout, the `tessera:` line).
+fn group(app: &crate::helpers::TestApp, args: &[&str]) -> (bool, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let out = tessera(dir.path())
+        .env("DATABASE_URL", &app.app_state.settings.database.url)
+        .env("TESSERA__JWT__SIGNING_KEY", crate::helpers::SIGNING_KEY)
+        .arg("group")
+        .args(args)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("tessera: "))
+        .collect();
+    assert!(errors.len() <= 1, "one error line at most: {stderr}");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        errors.first().copied().unwrap_or_default().to_owned(),
+    )
+}
+
+async fn group_commands_manage_groups_and_members_as_the_operator(
+    backend: crate::helpers::Backend,
+) {
+    let app = crate::helpers::TestApp::spawn(backend).await;
+    let alice = app.register("alice").await;
+    let bob = app.register("bob").await;
+    let ok = |args: &[&str]| {
+        let (success, stdout, error) = group(&app, args);
+        assert!(success, "{args:?}: {error}");
+        stdout
+    };
+    assert_eq!(ok(&["list"]), "");
+    assert_eq!(
+        ok(&["create", "manager", "--description", "Can approve orders"]),
+        "Group 'manager' created.\n"
+    );
+    ok(&["create", "auditor"]);
+    assert_eq!(
+        ok(&["add-user", "manager", &alice.username]),
+        format!("User '{}' added to group 'manager'.\n", alice.username)
+    );
+    ok(&["add-user", "manager", &bob.username]);
+    ok(&["add-user", "auditor", &alice.username]);
+    assert_eq!(
+        ok(&["list"]),
+        "auditor\t1\t\nmanager\t2\tCan approve orders\n"
+    );
+    assert_eq!(
+        ok(&["list", "manager"]),
+        format!("{}\n{}\n", alice.username, bob.username)
+    );
+
+    // The API sees the operator's changes.
+    let (status, me) = crate::helpers::answer(
+        alice
+            .auth(app.request(reqwest::Method::GET, "/auth/users/me/"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(me["groups"], serde_json::json!(["auditor", "manager"]));
+
+    let failures: [(&[&str], String); 6] = [
+        (
+            &["create", "manager"],
+            "tessera: name: group with this name already exists.".into(),
+        ),
+        (
+            &["add-user", "ghosts", &alice.username],
+            "tessera: group 'ghosts' does not exist".into(),
+        ),
+        (
+            &["add-user", "manager", "nobody"],
+            "tessera: user 'nobody' does not exist".into(),
+        ),
+        (
+            &["remove-user", "auditor", &bob.username],
+            format!(
+                "tessera: user '{}' is not a member of group 'auditor'",
+                bob.username
+            ),
+        ),
+        (
+            &["delete", "ghosts"],
+            "tessera: group 'ghosts' does not exist".into(),
+        ),
+        (
+            &["list", "ghosts"],
+            "tessera: group 'ghosts' does not exist".into(),
+        ),
+    ];
+    for (args, expected) in failures {
+        let (success, _, error) = group(&app, args);
+        assert!(!success, "{args:?} fails");
+        assert_eq!(error, expected, "{args:?}");
+    }
+
+    assert_eq!(
+        ok(&["remove-user", "manager", &alice.username]),
+        format!("User '{}' removed from group 'manager'.\n", alice.username)
+    );
+    assert_eq!(ok(&["list", "manager"]), format!("{}\n", bob.username));
+    assert_eq!(ok(&["delete", "manager"]), "Group 'manager' deleted.\n");
+    assert_eq!(ok(&["list"]), "auditor\t1\t\n");
+}

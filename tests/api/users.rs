@@ -2,7 +2,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::helpers::{Backend, PASSWORD, TestApp, answer};
+use crate::helpers::{Backend, PASSWORD, TestApp, TestUser, answer};
 
 on_every_backend!(
     registration_returns_the_user_and_the_user_can_authenticate,
@@ -20,6 +20,10 @@ on_every_backend!(
     bad_bodies_answer_drf_shaped_4xx,
     health_probes_answer,
     a_deactivation_elsewhere_shows_within_the_user_cache_ttl,
+    user_bodies_show_sorted_groups_and_staff_flags,
+    paginated_lists_show_roles_of_every_user_on_the_page,
+    roles_sent_in_put_or_patch_are_ignored,
+    show_user_roles_off_answers_djosers_three_keys,
 );
 
 async fn registration_returns_the_user_and_the_user_can_authenticate(backend: Backend) {
@@ -52,7 +56,11 @@ async fn registration_returns_the_user_and_the_user_can_authenticate(backend: Ba
     )
     .await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(me, body);
+    assert_eq!(
+        me,
+        merged(&body, roles(&[], false)),
+        "me is the registered user with its (read-only) roles"
+    );
 
     // Email is optional and stored blank; extra fields such as is_staff are ignored.
     let (status, body) = answer(
@@ -346,7 +354,8 @@ async fn list_shows_everyone_to_staff_and_only_themselves_to_others(backend: Bac
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         list,
-        json!([{"email": format!("{}@example.com", alice.username), "id": alice.id, "username": alice.username}])
+        json!([{"email": format!("{}@example.com", alice.username), "id": alice.id, "username": alice.username,
+                "groups": [], "is_staff": false, "is_superuser": false}])
     );
 
     let (status, list) = answer(
@@ -415,7 +424,8 @@ async fn me_can_be_read_updated_and_deleted(backend: Backend) {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         body,
-        json!({"email": "c@y.zz", "id": carol.id, "username": carol.username}),
+        json!({"email": "c@y.zz", "id": carol.id, "username": carol.username,
+               "groups": [], "is_staff": false, "is_superuser": false}),
         "id and username are read-only"
     );
     let (status, body) = answer(me(Method::PATCH).json(&json!({})).send().await.unwrap()).await;
@@ -822,4 +832,287 @@ async fn a_deactivation_elsewhere_shows_within_the_user_cache_ttl(backend: Backe
             json!({"detail": "User is inactive", "code": "user_inactive"})
         )
     );
+}
+
+/// `groups`, `is_staff` and `is_superuser` of a body, for comparisons.
+fn roles(groups: &[&str], staff: bool) -> serde_json::Value {
+    json!({"groups": groups, "is_staff": staff, "is_superuser": staff})
+}
+
+/// `base` with the keys of `extra` added.
+fn merged(base: &serde_json::Value, extra: serde_json::Value) -> serde_json::Value {
+    let mut out = base.clone();
+    for (k, v) in extra.as_object().unwrap() {
+        out[k] = v.clone();
+    }
+    out
+}
+
+/// Creates the groups (as `admin`) and puts `member` into each.
+async fn join_groups(app: &TestApp, admin: &TestUser, member: &TestUser, names: &[&str]) {
+    for name in names {
+        let (status, _) = answer(
+            admin
+                .auth(app.request(Method::POST, "/auth/groups/"))
+                .json(&json!({"name": name}))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED);
+        let (status, _) = answer(
+            admin
+                .auth(app.request(Method::POST, &format!("/auth/groups/{name}/users/")))
+                .json(&json!({"username": member.username}))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED);
+    }
+}
+
+async fn user_bodies_show_sorted_groups_and_staff_flags(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let alice = app.register("alice").await;
+    let bob = app.register("bob").await;
+    let admin = app.staff().await;
+    join_groups(&app, &admin, &alice, &["manager", "Auditor", "billing"]).await;
+    let identity =
+        |u: &TestUser, email: String| json!({"email": email, "id": u.id, "username": u.username});
+    let alice_body = merged(
+        &identity(&alice, format!("{}@example.com", alice.username)),
+        roles(&["Auditor", "billing", "manager"], false),
+    );
+    let get = |who: &TestUser, path: &str| who.auth(app.request(Method::GET, path)).send();
+
+    let (status, me) = answer(get(&alice, "/auth/users/me/").await.unwrap()).await;
+    assert_eq!((status, me), (StatusCode::OK, alice_body.clone()));
+    let (status, list) = answer(get(&alice, "/auth/users/").await.unwrap()).await;
+    assert_eq!(
+        (status, list),
+        (StatusCode::OK, json!([alice_body.clone()]))
+    );
+    let path = format!("/auth/users/{}/", alice.id);
+    let (status, detail) = answer(get(&admin, &path).await.unwrap()).await;
+    assert_eq!((status, detail), (StatusCode::OK, alice_body.clone()));
+
+    let (status, list) = answer(get(&admin, "/auth/users/").await.unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        list,
+        json!([
+            alice_body,
+            merged(
+                &identity(&bob, format!("{}@example.com", bob.username)),
+                roles(&[], false)
+            ),
+            merged(&identity(&admin, String::new()), roles(&[], true)),
+        ])
+    );
+    let (status, me) = answer(get(&admin, "/auth/users/me/").await.unwrap()).await;
+    assert_eq!(
+        (status, me),
+        (
+            StatusCode::OK,
+            merged(&identity(&admin, String::new()), roles(&[], true))
+        )
+    );
+}
+
+async fn paginated_lists_show_roles_of_every_user_on_the_page(backend: Backend) {
+    let app = TestApp::spawn_with(backend, &[("TESSERA__USERS__PAGE_SIZE", "2")]).await;
+    let admin = app.staff().await;
+    let alice = app.register("alice").await;
+    let bob = app.register("bob").await;
+    join_groups(&app, &admin, &alice, &["manager"]).await;
+    join_groups(&app, &admin, &bob, &["auditor"]).await;
+    let get = |path: &str| admin.auth(app.request(Method::GET, path)).send();
+    let pick = |u: &serde_json::Value| {
+        json!([u["username"], u["groups"], u["is_staff"], u["is_superuser"]])
+    };
+    let (status, page) = answer(get("/auth/users/").await.unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    let results: Vec<_> = page["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(pick)
+        .collect();
+    assert_eq!(
+        results,
+        vec![
+            json!([admin.username, [], true, true]),
+            json!([alice.username, ["manager"], false, false]),
+        ]
+    );
+    let (_, page) = answer(get("/auth/users/?page=2").await.unwrap()).await;
+    let results: Vec<_> = page["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(pick)
+        .collect();
+    assert_eq!(
+        results,
+        vec![json!([bob.username, ["auditor"], false, false])]
+    );
+}
+
+async fn roles_sent_in_put_or_patch_are_ignored(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let carol = app.register("carol").await;
+    let dave = app.register("dave").await;
+    let admin = app.staff().await;
+    let escalation = json!({"is_staff": true, "is_superuser": true, "groups": ["admins"]});
+    let attempts = [
+        (&carol, Method::PATCH, "/auth/users/me/".to_owned(), &carol),
+        (&carol, Method::PUT, "/auth/users/me/".to_owned(), &carol),
+        (
+            &carol,
+            Method::PATCH,
+            format!("/auth/users/{}/", carol.id),
+            &carol,
+        ),
+        // Not even staff set the flags through the profile.
+        (
+            &admin,
+            Method::PATCH,
+            format!("/auth/users/{}/", dave.id),
+            &dave,
+        ),
+    ];
+    for (who, method, path, target) in attempts {
+        let (status, body) = answer(
+            who.auth(app.request(method.clone(), &path))
+                .json(&escalation)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{method} {path}: {body}");
+        assert_eq!(
+            (
+                body["username"].clone(),
+                body["groups"].clone(),
+                body["is_staff"].clone(),
+                body["is_superuser"].clone()
+            ),
+            (
+                json!(target.username),
+                json!([]),
+                json!(false),
+                json!(false)
+            ),
+            "{method} {path}"
+        );
+    }
+    let form = carol
+        .auth(app.request(Method::PATCH, "/auth/users/me/"))
+        .form(&[("is_staff", "true"), ("email", "c@example.org")])
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = answer(form).await;
+    assert_eq!(
+        (status, body["email"].clone(), body["is_staff"].clone()),
+        (StatusCode::OK, json!("c@example.org"), json!(false))
+    );
+    // Still not staff where it matters: staff-only endpoints and the listing.
+    for who in [&carol, &dave] {
+        let response = who
+            .auth(app.request(Method::GET, "/auth/groups/"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::FORBIDDEN);
+        let (_, list) = answer(
+            who.auth(app.request(Method::GET, "/auth/users/"))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+        assert_eq!(list[0]["is_staff"], json!(false));
+    }
+}
+
+async fn show_user_roles_off_answers_djosers_three_keys(backend: Backend) {
+    for page_size in ["0", "2"] {
+        let app = TestApp::spawn_with(
+            backend,
+            &[
+                ("TESSERA__ACCOUNTS__SHOW_USER_ROLES", "false"),
+                ("TESSERA__USERS__PAGE_SIZE", page_size),
+            ],
+        )
+        .await;
+        let admin = app.staff().await;
+        let (status, registered) = answer(
+            app.post_json(
+                "/auth/users/",
+                json!({"username": "erin", "password": PASSWORD, "email": "erin@example.com"}),
+            )
+            .await,
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED);
+        let erin = TestUser {
+            id: registered["id"].as_str().unwrap().to_owned(),
+            username: "erin".into(),
+            password: PASSWORD.into(),
+        };
+        assert_eq!(
+            registered,
+            json!({"email": "erin@example.com", "id": erin.id, "username": "erin"})
+        );
+        join_groups(&app, &admin, &erin, &["manager"]).await;
+        let detail = format!("/auth/users/{}/", erin.id);
+        for (who, method, path) in [
+            (&erin, Method::GET, "/auth/users/me/"),
+            (&erin, Method::PATCH, "/auth/users/me/"),
+            (&erin, Method::PUT, detail.as_str()),
+            (&admin, Method::GET, detail.as_str()),
+        ] {
+            let (status, body) = answer(
+                who.auth(app.request(method.clone(), path))
+                    .json(&json!({"is_staff": true}))
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await;
+            assert_eq!(
+                (status, body),
+                (StatusCode::OK, registered.clone()),
+                "{method} {path} (page size {page_size})"
+            );
+        }
+        let (status, list) = answer(
+            admin
+                .auth(app.request(Method::GET, "/auth/users/"))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        let users = if page_size == "0" {
+            list
+        } else {
+            list["results"].clone()
+        };
+        assert_eq!(
+            users,
+            json!([
+                {"email": "", "id": admin.id, "username": admin.username},
+                registered,
+            ]),
+            "page size {page_size}"
+        );
+    }
 }
