@@ -27,7 +27,8 @@ local allow_at = new_tat - period
 if now < allow_at then
   return {0, 0, math.ceil(tat - now), math.ceil(allow_at - now)}
 end
-redis.call('SET', KEYS[1], new_tat, 'PX', math.ceil(new_tat - now))
+-- At rates beyond one a millisecond new_tat - now rounds to 0, which PX refuses.
+redis.call('SET', KEYS[1], new_tat, 'PX', math.max(1, math.ceil(new_tat - now)))
 return {1, math.floor((period - (new_tat - now)) / interval), math.ceil(new_tat - now), 0}
 ";
 

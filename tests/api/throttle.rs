@@ -13,6 +13,7 @@ on_every_backend!(
     repeated_failures_lock_the_account_alike_for_known_and_unknown_users,
     authenticated_callers_are_limited_by_user,
     unknown_users_cost_as_much_time_as_wrong_passwords,
+    rates_beyond_one_a_millisecond_are_still_counted,
 );
 
 fn on(extra: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
@@ -67,6 +68,20 @@ async fn anonymous_requests_are_limited_and_the_limit_resets(backend: Backend) {
                 .status(),
             StatusCode::OK
         );
+    }
+}
+
+/// Found by the load script: an emission interval below Redis's millisecond clock once made the
+/// script set an expiry of 0 ms, an error the limiter then failed open on.
+async fn rates_beyond_one_a_millisecond_are_still_counted(backend: Backend) {
+    let app = TestApp::spawn_with(
+        backend,
+        &on(&[("TESSERA__THROTTLE__ANON", "100000000/second")]),
+    )
+    .await;
+    for _ in 0..3 {
+        let response = anon_get(&app, None).await;
+        assert_eq!(response.headers()["x-ratelimit-limit"], "100000000");
     }
 }
 
