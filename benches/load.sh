@@ -3,8 +3,8 @@
 #   POST /api/token/verify/ (and, for comparison, a bare poem endpoint doing JSON + HS256 + Redis EXISTS),
 #   GET /auth/users/me/ with a Bearer token, POST /api/token/ (argon2-bound).
 # Needs Redis on 127.0.0.1:6379 (REDIS_URL). DATABASE_URL defaults to a fresh SQLite file.
-# Knobs: DURATION (10s), CONNECTIONS (32), THREADS (2). Throttling stays on (its Redis call is
-# part of every request's cost) with rates no load generator reaches.
+# Knobs: DURATION (10s), CONNECTIONS (32), THREADS (2), THROTTLE (true: on, as by default, with
+# rates no load generator reaches, so its Redis call is part of every request's cost; false: off).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration=${DURATION:-10s}
@@ -22,7 +22,7 @@ cargo bench --quiet --bench bare_verify --no-run 2>/dev/null
 
 (cd "$work" && DATABASE_URL="${DATABASE_URL:-sqlite://$work/data/tessera.db}" REDIS_URL="$redis_url" \
   TESSERA__JWT__SIGNING_KEY="$key" TESSERA__REDIS__KEY_PREFIX="load:$$:" TESSERA__LOG__LEVEL=warn \
-  TESSERA__THROTTLE__ANON=100000000/second TESSERA__THROTTLE__USER=100000000/second \
+  TESSERA__THROTTLE__ENABLED="${THROTTLE:-true}" TESSERA__THROTTLE__ANON=100000000/second TESSERA__THROTTLE__USER=100000000/second \
   TESSERA__THROTTLE__SCOPES__LOGIN=100000000/second TESSERA__THROTTLE__LOCKOUT_FAILURES=0 \
   TESSERA__SERVER__BIND=127.0.0.1:8100 "$OLDPWD/target/release/tessera" serve) &
 pids+=($!)

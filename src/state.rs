@@ -23,7 +23,7 @@ use crate::{
     settings::Settings,
     store::{
         database,
-        groups::SqlGroupStore,
+        groups::{CachedGroupStore, SqlGroupStore},
         opaque::SqlOpaqueTokenStore,
         redis_conn::{RedisConn, redis_connection},
         revocation::{RedisRevocations, SqlRevocations},
@@ -94,7 +94,15 @@ impl AppState {
                 10_000,
             ));
         }
-        let group_store: Arc<dyn GroupStore> = Arc::new(SqlGroupStore::new(db.clone()));
+        let sql_groups: Arc<dyn GroupStore> = Arc::new(SqlGroupStore::new(db.clone()));
+        let mut group_store = sql_groups.clone();
+        if !settings.users.cache_ttl.is_zero() {
+            group_store = Arc::new(CachedGroupStore::new(
+                sql_groups.clone(),
+                settings.users.cache_ttl,
+                10_000,
+            ));
+        }
         let mut users = UserService::new(user_store, Arc::new(hasher), rules);
         users.set_hide_users(settings.accounts.hide_users);
         users.set_login_field(settings.accounts.login_field);
@@ -164,7 +172,8 @@ impl AppState {
             revocations,
             users.clone(),
         );
-        tokens.set_group_store(group_store.clone());
+        // Claims are read from SQL, never from the cache: a token outlives the cache's TTL.
+        tokens.set_group_store(sql_groups);
         // Opaque keys are derived under a subkey of the signing key: no second secret to manage.
         let opaque_secret = derive(&signing_material, b"tessera opaque tokens v1:");
         let t = &settings.tokens;

@@ -1,5 +1,9 @@
-//! The SQL `GroupStore`.
-use std::collections::HashMap;
+//! The SQL `GroupStore`, and a short-lived cache of each user's group names in front of it.
+use std::{
+    collections::HashMap,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, IntoActiveModel, JoinType,
@@ -189,6 +193,87 @@ impl GroupStore for SqlGroupStore {
             .await
             .map_err(err)?;
         Ok(done.rows_affected > 0)
+    }
+}
+
+/// Keeps each user's group names for a short time (`users.cache_ttl`, like user rows), so a
+/// `me` answer or a token refresh costs no extra SQL round trip. Membership changes through this
+/// store drop the entries they touch; changes made by another instance show within the TTL.
+pub struct CachedGroupStore {
+    inner: Arc<dyn GroupStore>,
+    names: quick_cache::sync::Cache<Uuid, (Instant, Vec<String>)>,
+    ttl: Duration,
+}
+
+impl CachedGroupStore {
+    pub fn new(inner: Arc<dyn GroupStore>, ttl: Duration, capacity: usize) -> Self {
+        Self {
+            inner,
+            names: quick_cache::sync::Cache::new(capacity),
+            ttl,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl GroupStore for CachedGroupStore {
+    async fn create(&self, group: &Group) -> Result<(), StoreError> {
+        self.inner.create(group).await
+    }
+
+    async fn all(&self) -> Result<Vec<Group>, StoreError> {
+        self.inner.all().await
+    }
+
+    async fn by_name(&self, name: &str) -> Result<Option<Group>, StoreError> {
+        self.inner.by_name(name).await
+    }
+
+    async fn update(&self, group: &Group) -> Result<(), StoreError> {
+        // A rename changes the names of every member.
+        self.names.clear();
+        self.inner.update(group).await
+    }
+
+    async fn delete(&self, id: Uuid) -> Result<(), StoreError> {
+        self.names.clear();
+        self.inner.delete(id).await
+    }
+
+    async fn members(&self, group: Uuid) -> Result<Vec<Uuid>, StoreError> {
+        self.inner.members(group).await
+    }
+
+    async fn add_member(&self, group: Uuid, user: Uuid) -> Result<(), StoreError> {
+        self.names.remove(&user);
+        self.inner.add_member(group, user).await
+    }
+
+    async fn remove_member(&self, group: Uuid, user: Uuid) -> Result<bool, StoreError> {
+        self.names.remove(&user);
+        self.inner.remove_member(group, user).await
+    }
+
+    async fn names_of_many(
+        &self,
+        users: &[Uuid],
+    ) -> Result<HashMap<Uuid, Vec<String>>, StoreError> {
+        self.inner.names_of_many(users).await
+    }
+
+    async fn names_of(&self, user: Uuid) -> Result<Vec<String>, StoreError> {
+        if let Some((at, names)) = self.names.get(&user)
+            && at.elapsed() < self.ttl
+        {
+            return Ok(names);
+        }
+        let names = self.inner.names_of(user).await?;
+        self.names.insert(user, (Instant::now(), names.clone()));
+        Ok(names)
+    }
+
+    async fn member_counts(&self) -> Result<HashMap<Uuid, u64>, StoreError> {
+        self.inner.member_counts().await
     }
 }
 

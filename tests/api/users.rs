@@ -1,6 +1,6 @@
 //! Djoser's /auth/users/ endpoints, on every backend.
 use reqwest::{Method, StatusCode};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::helpers::{Backend, PASSWORD, TestApp, TestUser, answer};
 
@@ -24,6 +24,7 @@ on_every_backend!(
     paginated_lists_show_roles_of_every_user_on_the_page,
     roles_sent_in_put_or_patch_are_ignored,
     show_user_roles_off_answers_djosers_three_keys,
+    membership_changes_show_in_me_at_once,
 );
 
 async fn registration_returns_the_user_and_the_user_can_authenticate(backend: Backend) {
@@ -920,6 +921,40 @@ async fn user_bodies_show_sorted_groups_and_staff_flags(backend: Backend) {
             merged(&identity(&admin, String::new()), roles(&[], true))
         )
     );
+}
+
+/// Group names are cached like user rows (`users.cache_ttl`); changes made through this
+/// instance must show at once, not a TTL later.
+async fn membership_changes_show_in_me_at_once(backend: Backend) {
+    let app = TestApp::spawn_with(backend, &[("TESSERA__USERS__CACHE_TTL", "1h")]).await;
+    let alice = app.register("alice").await;
+    let admin = app.staff().await;
+    let groups_in_me = || async {
+        let me = alice.auth(app.request(Method::GET, "/auth/users/me/"));
+        answer(me.send().await.unwrap()).await.1["groups"].clone()
+    };
+    let staff = |method: Method, path: &str, body: Value| {
+        admin.auth(app.request(method, path)).json(&body).send()
+    };
+    assert_eq!(groups_in_me().await, json!([]));
+    join_groups(&app, &admin, &alice, &["manager"]).await;
+    assert_eq!(groups_in_me().await, json!(["manager"]));
+    let renamed = staff(
+        Method::PATCH,
+        "/auth/groups/manager/",
+        json!({"name": "managers"}),
+    );
+    assert_eq!(renamed.await.unwrap().status(), StatusCode::OK);
+    assert_eq!(groups_in_me().await, json!(["managers"]));
+    let body = json!({"username": alice.username});
+    let removed = staff(Method::DELETE, "/auth/groups/managers/users/", body);
+    assert_eq!(removed.await.unwrap().status(), StatusCode::OK);
+    assert_eq!(groups_in_me().await, json!([]));
+    join_groups(&app, &admin, &alice, &["billing"]).await;
+    assert_eq!(groups_in_me().await, json!(["billing"]));
+    let deleted = staff(Method::DELETE, "/auth/groups/billing/", json!({}));
+    assert!(deleted.await.unwrap().status().is_success());
+    assert_eq!(groups_in_me().await, json!([]));
 }
 
 async fn paginated_lists_show_roles_of_every_user_on_the_page(backend: Backend) {
