@@ -14,7 +14,8 @@ redis_url=${REDIS_URL:-redis://127.0.0.1:6379/0}
 key=load-test-signing-key-0123456789abcdef0123
 work=$(mktemp -d)
 pids=()
-trap 'kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
+# cargo bench leaves the yardstick binary running when killed: stop it by name too.
+trap 'kill "${pids[@]}" 2>/dev/null || true; pkill -f "deps/bare_verify-.* --bench" || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
 
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
 cargo build --release --quiet --bin tessera

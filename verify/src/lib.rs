@@ -11,7 +11,7 @@
 //! # let _ = verifier;
 //! ```
 //! Features: `jwks` (default) fetches and caches keys from a URL; `poem` adds a middleware and
-//! extractor; `tower` adds a layer for axum and tonic. Revocation is not checked offline: keep
+//! extractor; `tower` adds a layer for axum and other tower services. Revocation is not checked offline: keep
 //! access tokens short-lived (Tessera's default is 5 minutes).
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 

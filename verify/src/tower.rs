@@ -1,4 +1,4 @@
-//! A tower layer (axum, tonic, hyper services): admits only valid access tokens, optionally of
+//! A tower layer (axum and other tower services): admits only valid access tokens, optionally of
 //! a group's members, and puts the [`Claims`] in the request's extensions.
 //!
 //! ```no_run
