@@ -17,6 +17,8 @@
 
 mod claims;
 mod decode;
+#[cfg(any(feature = "poem", feature = "tower"))]
+mod gate;
 mod header;
 #[cfg(feature = "jwks")]
 mod jwks;
@@ -29,6 +31,8 @@ mod verifier;
 
 pub use claims::{Claims, TokenType};
 pub use decode::{Key, KeySet, Policy, decode};
+#[cfg(any(feature = "poem", feature = "tower"))]
+pub use gate::VerifyAccess;
 pub use header::{BearerError, bearer_token};
 pub use jsonwebtoken;
 #[cfg(feature = "jwks")]

@@ -21,31 +21,11 @@ use poem::{
     http::{StatusCode, header},
 };
 
-use crate::{Claims, Rejection, Verifier, bearer_token};
+pub use crate::VerifyAccess;
+use crate::{Claims, Rejection, Verifier, gate::verify_header};
 
 /// Verifies the `Authorization: Bearer` access token of every request before the endpoint runs;
 /// the endpoint finds the [`Claims`] in the request (take them as an argument).
-#[derive(Clone)]
-pub struct VerifyAccess {
-    verifier: Arc<Verifier>,
-    group: Option<Arc<str>>,
-}
-
-impl VerifyAccess {
-    pub fn new(verifier: Arc<Verifier>) -> Self {
-        Self {
-            verifier,
-            group: None,
-        }
-    }
-
-    /// Admits only members of `group` (the token's `groups` claim); others get 403.
-    pub fn require_group(mut self, group: &str) -> Self {
-        self.group = Some(group.into());
-        self
-    }
-}
-
 impl<E: Endpoint> Middleware<E> for VerifyAccess {
     type Output = VerifyAccessEndpoint<E>;
 
@@ -67,27 +47,19 @@ impl<E: Endpoint> Endpoint for VerifyAccessEndpoint<E> {
     type Output = Response;
 
     async fn call(&self, mut req: Request) -> Result<Self::Output> {
-        let claims = match authenticate(&self.config.verifier, &req).await {
+        let claims = match self.config.admit(authorization(&req)).await {
             Ok(claims) => claims,
             Err(rejection) => return Ok(respond(rejection)),
         };
-        if let Some(group) = &self.config.group
-            && let Err(rejection) = Rejection::require_group(&claims, group)
-        {
-            return Ok(respond(rejection));
-        }
         req.extensions_mut().insert(claims);
         Ok(self.inner.call(req).await?.into_response())
     }
 }
 
-async fn authenticate(verifier: &Verifier, req: &Request) -> Result<Claims, Rejection> {
-    let value = req
-        .headers()
+fn authorization(req: &Request) -> Option<&str> {
+    req.headers()
         .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    let token = bearer_token(value)?;
-    Ok(verifier.verify(token).await?)
+        .and_then(|v| v.to_str().ok())
 }
 
 /// The rejection as a response: JSON body, `WWW-Authenticate` on 401, `Retry-After` on 503.
@@ -122,6 +94,6 @@ impl<'a> FromRequest<'a> for Claims {
         let Some(verifier) = req.data::<Arc<Verifier>>() else {
             return Err(Rejection::not_authenticated().into());
         };
-        Ok(authenticate(verifier, req).await?)
+        Ok(verify_header(verifier, authorization(req)).await?)
     }
 }

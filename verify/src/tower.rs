@@ -14,7 +14,6 @@
 use std::{
     future::Future,
     pin::Pin,
-    sync::Arc,
     task::{Context, Poll},
 };
 
@@ -22,37 +21,9 @@ use http::{HeaderValue, Request, Response, StatusCode, header};
 pub use tower_layer::Layer;
 pub use tower_service::Service;
 
-use crate::{Claims, Rejection, Verifier, bearer_token};
-
-#[derive(Clone)]
-pub struct VerifyAccessLayer {
-    verifier: Arc<Verifier>,
-    group: Option<Arc<str>>,
-}
-
-impl VerifyAccessLayer {
-    pub fn new(verifier: Arc<Verifier>) -> Self {
-        Self {
-            verifier,
-            group: None,
-        }
-    }
-
-    /// Admits only members of `group` (the token's `groups` claim); others get 403.
-    pub fn require_group(mut self, group: &str) -> Self {
-        self.group = Some(group.into());
-        self
-    }
-
-    async fn admit(&self, authorization: Option<String>) -> Result<Claims, Rejection> {
-        let token = bearer_token(authorization.as_deref())?;
-        let claims = self.verifier.verify(token).await?;
-        if let Some(group) = &self.group {
-            Rejection::require_group(&claims, group)?;
-        }
-        Ok(claims)
-    }
-}
+/// The layer: the same value as the poem middleware.
+pub use crate::VerifyAccess as VerifyAccessLayer;
+use crate::{Rejection, VerifyAccess as Rule};
 
 impl<S> Layer<S> for VerifyAccessLayer {
     type Service = VerifyAccess<S>;
@@ -69,7 +40,7 @@ impl<S> Layer<S> for VerifyAccessLayer {
 #[derive(Clone)]
 pub struct VerifyAccess<S> {
     inner: S,
-    config: VerifyAccessLayer,
+    config: Rule,
 }
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for VerifyAccess<S>
@@ -98,7 +69,7 @@ where
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
         Box::pin(async move {
-            match config.admit(authorization).await {
+            match config.admit(authorization.as_deref()).await {
                 Ok(claims) => {
                     req.extensions_mut().insert(claims);
                     inner.call(req).await
