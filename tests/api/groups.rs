@@ -8,6 +8,7 @@ on_every_backend!(
     groups_are_managed_by_staff_only,
     members_join_and_leave_groups,
     access_tokens_carry_the_configured_claims_rebuilt_on_refresh,
+    by_default_tokens_carry_no_user_facts_even_for_members,
     deleting_a_user_removes_its_memberships_and_keys,
 );
 
@@ -214,6 +215,21 @@ async fn members_join_and_leave_groups(backend: Backend) {
     assert_eq!(
         call(&app, &admin, Method::GET, path, None).await.1,
         json!([])
+    );
+}
+
+async fn by_default_tokens_carry_no_user_facts_even_for_members(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let alice = app.register("alice").await;
+    app.add_to_group(&alice.username, "manager").await;
+    let (access, _) = app.login(&alice).await;
+    let claims = crate::forge::claims_of(&access);
+    let mut names: Vec<&String> = claims.as_object().unwrap().keys().collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["exp", "iat", "jti", "token_type", "user_id"],
+        "SimpleJWT's claims only"
     );
 }
 
