@@ -62,6 +62,7 @@ pub struct ExtraClaims {
     pub is_superuser: bool,
 }
 
+/// The user a token names, as Tessera's ids are UUIDs.
 fn user_of(claims: &Claims) -> Result<Uuid, TokenError> {
     claims
         .user_id
@@ -70,6 +71,7 @@ fn user_of(claims: &Claims) -> Result<Uuid, TokenError> {
         .ok_or(VerifyError::NoUser.into())
 }
 
+/// When a token's `exp` falls, as a timestamp for the ledger and the revocation list.
 fn expires_at(claims: &Claims) -> DateTime<Utc> {
     Utc.timestamp_opt(claims.exp, 0)
         .single()

@@ -1,12 +1,10 @@
 //! The verifier a downstream service keeps: a policy and where its keys come from.
-use std::sync::Arc;
-
 use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey};
 
 use crate::{Claims, Key, KeySet, Policy, TokenType, VerifyError, decode};
 
 enum Keys {
-    Fixed(Arc<KeySet>),
+    Fixed(KeySet),
     #[cfg(feature = "jwks")]
     Jwks(crate::Jwks),
 }
@@ -33,7 +31,7 @@ impl Verifier {
     pub fn with_keys(policy: Policy, keys: KeySet) -> Self {
         Self {
             policy,
-            keys: Keys::Fixed(Arc::new(keys)),
+            keys: Keys::Fixed(keys),
         }
     }
 
