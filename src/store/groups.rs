@@ -197,8 +197,9 @@ impl GroupStore for SqlGroupStore {
 }
 
 /// Keeps each user's group names for a short time (`users.cache_ttl`, like user rows), so a
-/// `me` answer or a token refresh costs no extra SQL round trip. Membership changes through this
-/// store drop the entries they touch; changes made by another instance show within the TTL.
+/// `me` answer costs no extra SQL round trip (token claims read the SQL store itself). Writes
+/// through this store drop the entries they touch once written, so a read racing the write
+/// cannot keep the old names; changes made by another instance show within the TTL.
 pub struct CachedGroupStore {
     inner: Arc<dyn GroupStore>,
     names: quick_cache::sync::Cache<Uuid, (Instant, Vec<String>)>,
@@ -230,14 +231,16 @@ impl GroupStore for CachedGroupStore {
     }
 
     async fn update(&self, group: &Group) -> Result<(), StoreError> {
+        let done = self.inner.update(group).await;
         // A rename changes the names of every member.
         self.names.clear();
-        self.inner.update(group).await
+        done
     }
 
     async fn delete(&self, id: Uuid) -> Result<(), StoreError> {
+        let done = self.inner.delete(id).await;
         self.names.clear();
-        self.inner.delete(id).await
+        done
     }
 
     async fn members(&self, group: Uuid) -> Result<Vec<Uuid>, StoreError> {
@@ -245,13 +248,15 @@ impl GroupStore for CachedGroupStore {
     }
 
     async fn add_member(&self, group: Uuid, user: Uuid) -> Result<(), StoreError> {
+        let done = self.inner.add_member(group, user).await;
         self.names.remove(&user);
-        self.inner.add_member(group, user).await
+        done
     }
 
     async fn remove_member(&self, group: Uuid, user: Uuid) -> Result<bool, StoreError> {
+        let done = self.inner.remove_member(group, user).await;
         self.names.remove(&user);
-        self.inner.remove_member(group, user).await
+        done
     }
 
     async fn names_of_many(

@@ -165,7 +165,7 @@ impl UserStore for SqlUserStore {
 }
 
 /// Keeps users read by id for a short time, so an authenticated request costs no SQL round trip.
-/// Writes through this store refresh the entry; a change made by another instance shows within
+/// Writes through this store drop the entry; a change made by another instance shows within
 /// the TTL (access tokens themselves live minutes without any lookup in SimpleJWT).
 pub struct CachedUserStore {
     inner: Arc<dyn UserStore>,
@@ -222,13 +222,16 @@ impl UserStore for CachedUserStore {
     }
 
     async fn update(&self, user: &User) -> Result<(), StoreError> {
+        // Dropped once written, so a read racing the write cannot keep the old row.
+        let done = self.inner.update(user).await;
         self.cache.remove(&user.id);
-        self.inner.update(user).await
+        done
     }
 
     async fn delete(&self, id: Uuid) -> Result<(), StoreError> {
+        let done = self.inner.delete(id).await;
         self.cache.remove(&id);
-        self.inner.delete(id).await
+        done
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
