@@ -77,13 +77,10 @@ async fn bearer(state: &AppState, parts: &[&str]) -> Result<Caller, ApiError> {
             | TokenError::UserNotFound
             | TokenError::UserInactive),
         )) => Err(ApiError::token(&e)),
+        // The body downstream services answer too (tessera-verify), defined once there.
         Err(DomainError::Token(e)) => Err(ApiError::body(
             StatusCode::UNAUTHORIZED,
-            json!({
-                "detail": "Given token not valid for any token type",
-                "code": "token_not_valid",
-                "messages": [{"token_class": "AccessToken", "token_type": "access", "message": e.to_string()}],
-            }),
+            tessera_verify::Rejection::token_not_valid(&e.to_string()).body,
         )),
         Err(other) => Err(other.into()),
     }

@@ -78,7 +78,7 @@ impl Jwks {
     /// Keys that should know `kid`: the cached ones while they are fresh and know it, else
     /// fetched anew (at most once per `min_refresh_interval`). A failed fetch keeps the last
     /// good keys; with none, the answer is `KeysUnavailable`.
-    pub async fn keys_for(&self, kid: Option<&str>) -> Result<Arc<KeySet>, VerifyError> {
+    pub async fn keys_for(&self, kid: &str) -> Result<Arc<KeySet>, VerifyError> {
         if let Some(keys) = self.usable(kid) {
             return Ok(keys);
         }
@@ -109,11 +109,11 @@ impl Jwks {
         }
     }
 
-    fn usable(&self, kid: Option<&str>) -> Option<Arc<KeySet>> {
+    fn usable(&self, kid: &str) -> Option<Arc<KeySet>> {
         let cached = self.cached.read().ok()?;
         let cached = cached.as_ref()?;
         let fresh = cached.fetched_at.elapsed() < self.options.max_age;
-        (fresh && cached.keys.candidates(kid).next().is_some()).then(|| cached.keys.clone())
+        (fresh && cached.keys.candidates(Some(kid)).next().is_some()).then(|| cached.keys.clone())
     }
 
     fn cached_keys(&self) -> Option<Arc<KeySet>> {

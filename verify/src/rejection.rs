@@ -30,6 +30,19 @@ impl Rejection {
         }
     }
 
+    /// SimpleJWT's 401 for a refused access token, naming why (`message`, e.g. "Token is
+    /// expired"). Tessera answers the same body, built here.
+    pub fn token_not_valid(message: &str) -> Self {
+        Self {
+            status: 401,
+            body: json!({
+                "detail": "Given token not valid for any token type",
+                "code": "token_not_valid",
+                "messages": [{"token_class": "AccessToken", "token_type": "access", "message": message}],
+            }),
+        }
+    }
+
     fn detail(status: u16, detail: &str) -> Self {
         Self {
             status,
@@ -73,14 +86,7 @@ impl From<VerifyError> for Rejection {
                 status: 401,
                 body: json!({ "detail": e.to_string(), "code": "token_not_valid" }),
             },
-            e => Self {
-                status: 401,
-                body: json!({
-                    "detail": "Given token not valid for any token type",
-                    "code": "token_not_valid",
-                    "messages": [{"token_class": "AccessToken", "token_type": "access", "message": e.to_string()}],
-                }),
-            },
+            e => Self::token_not_valid(&e.to_string()),
         }
     }
 }

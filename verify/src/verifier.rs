@@ -1,5 +1,5 @@
 //! The verifier a downstream service keeps: a policy and where its keys come from.
-use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey};
+use jsonwebtoken::{AlgorithmFamily, DecodingKey};
 
 use crate::{Claims, Key, KeySet, Policy, TokenType, VerifyError, decode};
 
@@ -70,10 +70,6 @@ impl Verifier {
         })
     }
 
-    pub fn algorithm(&self) -> Algorithm {
-        self.policy.algorithm
-    }
-
     /// An access token with a user id: what a protected endpoint accepts.
     pub async fn verify(&self, token: &str) -> Result<Claims, VerifyError> {
         let claims = self.verify_any(token, Some(TokenType::Access)).await?;
@@ -96,7 +92,7 @@ impl Verifier {
                 let Some(kid) = crate::decode::kid_of(token) else {
                     return decode(token, &self.policy, &KeySet::default(), expected);
                 };
-                let keys = jwks.keys_for(Some(&kid)).await?;
+                let keys = jwks.keys_for(&kid).await?;
                 decode(token, &self.policy, &keys, expected)
             }
         }
