@@ -18,6 +18,7 @@ pub const MSG_BAD_UID: &str = "Invalid user id or user doesn't exist.";
 pub const MSG_BAD_TOKEN: &str = "Invalid token for given user.";
 pub const MSG_PASSWORD_MISMATCH: &str = "The two password fields didn't match.";
 pub const MSG_EMAIL_NOT_FOUND: &str = "User with given email does not exist.";
+const MSG_REQUIRED: &str = "This field is required.";
 
 /// Djoser's settings that shape the flows.
 #[derive(Debug, Clone)]
@@ -145,24 +146,24 @@ impl AccountService {
         new: &str,
         re_new: Option<&str>,
     ) -> Result<(), DomainError> {
-        let mut errors = FieldErrors::new();
-        if let Err(DomainError::Invalid(e)) = self.users.check_current_password(user, current).await
-        {
-            errors.extend(e);
-        }
-        let mut checks = Ok(());
-        if self.rules.set_password_retype {
-            checks = retyped("re_new_password", new, re_new);
-        }
-        if checks.is_ok() {
-            checks = self.users.check_new_password(user, new, "new_password");
-        }
-        if let Err(DomainError::Invalid(e)) = checks {
-            errors.extend(e);
+        // DRF runs field checks (current password, required fields) before `validate()` (the
+        // new password's validators), so a wrong current password hides those. Any error other
+        // than a field error (lockout, hashing pool, store) stops the flow with its own status.
+        let mut errors = match self.users.check_current_password(user, current).await {
+            Ok(()) => FieldErrors::new(),
+            Err(DomainError::Invalid(e)) => e,
+            Err(other) => return Err(other),
+        };
+        if self.rules.set_password_retype && re_new.is_none() {
+            errors.insert("re_new_password".into(), vec![MSG_REQUIRED.into()]);
         }
         if !errors.is_empty() {
             return Err(DomainError::Invalid(errors));
         }
+        if self.rules.set_password_retype {
+            retyped("re_new_password", new, re_new)?;
+        }
+        self.users.check_new_password(user, new, "new_password")?;
         self.change_password(user.clone(), new).await
     }
 
@@ -208,11 +209,12 @@ impl AccountService {
         current: &str,
         new_username: &str,
     ) -> Result<(), DomainError> {
-        let mut errors = FieldErrors::new();
-        if let Err(DomainError::Invalid(e)) = self.users.check_current_password(user, current).await
-        {
-            errors.extend(e);
-        }
+        // Both are field checks in Djoser, reported together; every other error stops the flow.
+        let mut errors = match self.users.check_current_password(user, current).await {
+            Ok(()) => FieldErrors::new(),
+            Err(DomainError::Invalid(e)) => e,
+            Err(other) => return Err(other),
+        };
         let problems = self.users.username_problems(new_username).await?;
         if !problems.is_empty() {
             errors.insert("new_username".into(), problems);
@@ -360,7 +362,7 @@ impl AccountService {
 /// Djoser's retype check: the retyped field is required and must match.
 fn retyped(field: &str, value: &str, retyped: Option<&str>) -> Result<(), DomainError> {
     match retyped {
-        None => Err(DomainError::field(field, "This field is required.")),
+        None => Err(DomainError::field(field, MSG_REQUIRED)),
         Some(r) if r != value => Err(DomainError::field(
             "non_field_errors",
             MSG_PASSWORD_MISMATCH,

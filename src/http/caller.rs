@@ -11,7 +11,10 @@ use serde_json::json;
 
 use std::net::IpAddr;
 
-use super::{error::ApiError, throttle::client_ip};
+use super::{
+    error::ApiError,
+    throttle::{Authenticated, client_ip},
+};
 use crate::{
     domain::{
         DomainError,
@@ -33,6 +36,15 @@ const BEARER: &str = "bearerAuth";
 const TOKEN: &str = "tokenAuth";
 
 impl Caller {
+    /// The caller named by the request's `Authorization` header.
+    pub async fn from_headers(state: &AppState, request: &Request) -> Result<Self, ApiError> {
+        let header = request
+            .headers()
+            .get(poem::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        Self::authenticate(state, header, client_ip(request)).await
+    }
+
     /// Tries the schemes in DRF's order: JWT (`Bearer`, case-sensitive), `Token`, then Basic.
     async fn authenticate(
         state: &AppState,
@@ -193,12 +205,12 @@ impl<'a> ApiExtractor<'a> for Caller {
         _body: &mut RequestBody,
         _param_opts: ExtractParamOptions<Self::ParamType>,
     ) -> poem::Result<Self> {
+        // The limiter authenticated this request already (and applied the user's rate).
+        if let Some(outcome) = Authenticated::take(request) {
+            return Ok(outcome?);
+        }
         let state = request.data::<AppState>().ok_or_else(ApiError::internal)?;
-        let header = request
-            .headers()
-            .get(poem::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok());
-        let caller = Self::authenticate(state, header, client_ip(request)).await?;
+        let caller = Self::from_headers(state, request).await?;
         // DRF's UserRateThrottle: authenticated callers are limited by user.
         if let Some(limiter) = &state.throttle {
             let decision = limiter

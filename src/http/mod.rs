@@ -24,24 +24,28 @@ use crate::state::AppState;
 
 const REQUEST_ID: &str = "x-request-id";
 
-fn api() -> OpenApiService<
-    (
+/// The operations; every one but the probes applies the rate limits of its route.
+type Operations = (
+    throttle::Limited<(
         users::UsersApi,
         users::AccountsApi,
         jwt::JwtApi,
         token_login::TokenLoginApi,
         groups::GroupsApi,
-        health::HealthApi,
-    ),
-    (),
-> {
+    )>,
+    health::HealthApi,
+);
+
+fn api() -> OpenApiService<Operations, ()> {
     OpenApiService::new(
         (
-            users::UsersApi,
-            users::AccountsApi,
-            jwt::JwtApi,
-            token_login::TokenLoginApi,
-            groups::GroupsApi,
+            throttle::Limited((
+                users::UsersApi,
+                users::AccountsApi,
+                jwt::JwtApi,
+                token_login::TokenLoginApi,
+                groups::GroupsApi,
+            )),
             health::HealthApi,
         ),
         "Tessera",
@@ -98,7 +102,7 @@ pub fn app(state: AppState) -> impl Endpoint + use<> {
         .nest("/", api)
         // Paths are served with and without the trailing slash (Djoser's clients use both).
         .with(NormalizePath::new(TrailingSlash::Trim))
-        .around(throttle::limit)
+        .around(throttle::client_address)
         .data(state)
         .around(|ep, req| async move { Ok(observe(ep, req).await) })
 }

@@ -1,14 +1,23 @@
-//! Who the client is (its address, through trusted proxies only) and the rate limits in front
-//! of the API, with DRF's 429 answer and `X-RateLimit-*` headers.
-use std::{net::IpAddr, sync::Arc};
+//! Who the client is (its address, through trusted proxies only) and the rate limits of each
+//! operation, with DRF's 429 answer and `X-RateLimit-*` headers.
+//!
+//! The limits are applied inside the router, to the operation that matched: the scope is bound
+//! to the route when the app is built, so no spelling of a path (`//api/token/`, `/api//token`)
+//! can reach an operation without its rate.
+use std::{collections::HashMap, net::IpAddr, sync::Arc};
 
 use poem::{
-    Endpoint, IntoResponse, Request, Response,
+    Endpoint, EndpointExt, IntoEndpoint, IntoResponse, Request, Response,
+    endpoint::BoxEndpoint,
     error::ResponseError,
     http::{HeaderValue, Method, header},
 };
+use poem_openapi::{
+    OpenApi,
+    registry::{MetaApi, Registry},
+};
 
-use super::error::ApiError;
+use super::{caller::Caller, error::ApiError};
 use crate::{domain::throttle::Decision, state::AppState};
 
 /// Where the caller extractor leaves the per-user decision, for the response's rate headers.
@@ -21,6 +30,20 @@ pub fn report(req: &Request, decision: Option<Decision>) {
         && let Ok(mut slot) = slot.0.lock()
     {
         *slot = Some(d);
+    }
+}
+
+/// The caller as authenticated by the limiter (to choose between the user and the anonymous
+/// rate), taken once by the `Caller` extractor so a request is authenticated only once.
+#[derive(Clone)]
+pub struct Authenticated(Arc<std::sync::Mutex<Option<Result<Caller, ApiError>>>>);
+
+impl Authenticated {
+    /// The outcome the limiter reached, if it authenticated this request.
+    pub fn take(req: &Request) -> Option<Result<Caller, ApiError>> {
+        req.extensions()
+            .get::<Authenticated>()
+            .and_then(|slot| slot.0.lock().ok()?.take())
     }
 }
 
@@ -64,12 +87,24 @@ fn resolve(req: &Request, trusted: &[ipnet::IpNet]) -> Option<IpAddr> {
         .or(Some(peer))
 }
 
-/// The endpoint group of a request, for `throttle.scopes`.
-fn scope(method: &Method, path: &str) -> Option<&'static str> {
+/// Resolves the client address once per request, for the limits, the lockout and the logs.
+pub async fn client_address<E: Endpoint>(ep: Arc<E>, mut req: Request) -> poem::Result<Response> {
+    if let Some(state) = req.data::<AppState>() {
+        let ip = resolve(&req, &state.trusted_proxies);
+        req.extensions_mut().insert(ClientIp(ip));
+        if let Some(ip) = ip {
+            tracing::Span::current().record("client", tracing::field::display(ip));
+        }
+    }
+    ep.call(req).await.map(IntoResponse::into_response)
+}
+
+/// The endpoint group of an operation, for `throttle.scopes`, from its route template.
+fn scope(method: &Method, route: &str) -> Option<&'static str> {
     if method != Method::POST {
         return None;
     }
-    match path.trim_end_matches('/') {
+    match route {
         "/api/token" | "/auth/jwt/create" | "/auth/token/login" | "/api/api-token-auth" => {
             Some("login")
         }
@@ -82,36 +117,64 @@ fn scope(method: &Method, path: &str) -> Option<&'static str> {
     }
 }
 
-/// Resolves the client address and applies the anonymous and scoped rates.
-pub async fn limit<E: Endpoint>(ep: Arc<E>, mut req: Request) -> poem::Result<Response> {
+/// An API whose every operation applies the rate limits chosen for its own route.
+pub struct Limited<A>(pub A);
+
+impl<A: OpenApi> OpenApi for Limited<A> {
+    fn meta() -> Vec<MetaApi> {
+        A::meta()
+    }
+
+    fn register(registry: &mut Registry) {
+        A::register(registry);
+    }
+
+    fn add_routes(self, table: &mut HashMap<String, HashMap<Method, BoxEndpoint<'static>>>) {
+        let mut routes = HashMap::new();
+        self.0.add_routes(&mut routes);
+        for (route, operations) in routes {
+            let entry = table.entry(route.clone()).or_default();
+            for (method, ep) in operations {
+                let scope = scope(&method, &route);
+                let limited = ep
+                    .into_endpoint()
+                    .around(move |ep, req| limit(ep, req, scope));
+                entry.insert(method, limited.boxed());
+            }
+        }
+    }
+}
+
+/// Applies the scoped rate of the operation, or DRF's user rate when the request authenticates
+/// and the anonymous rate otherwise (a header that fails to authenticate counts as anonymous).
+async fn limit<E: Endpoint>(
+    ep: Arc<E>,
+    mut req: Request,
+    scope: Option<&'static str>,
+) -> poem::Result<Response> {
     let Some(state) = req.data::<AppState>().cloned() else {
         return ep.call(req).await.map(IntoResponse::into_response);
     };
-    let ip = resolve(&req, &state.trusted_proxies);
-    req.extensions_mut().insert(ClientIp(ip));
-    if let Some(ip) = ip {
-        tracing::Span::current().record("client", tracing::field::display(ip));
-    }
-    let path = req.uri().path();
-    let Some(throttle) = state
-        .throttle
-        .as_ref()
-        .filter(|_| path.starts_with("/auth/") || path.starts_with("/api/"))
-    else {
+    let Some(throttle) = state.throttle.as_ref() else {
         return ep.call(req).await.map(IntoResponse::into_response);
     };
-    let client = ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
-    let rule = match scope(req.method(), path).and_then(|s| throttle.scope(s).map(|r| (s, r))) {
-        Some((name, rate)) => Some((format!("{name}:{client}"), rate)),
-        // Authenticated callers are limited by user once known (in the caller extractor).
-        None if !req.headers().contains_key(header::AUTHORIZATION) => {
-            Some((format!("anon:{client}"), throttle.anon))
+    let client = client_ip(&req).map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+    let decision = match scope.and_then(|s| throttle.scope(s).map(|r| (s, r))) {
+        Some((name, rate)) => throttle.hit(&format!("{name}:{client}"), rate).await,
+        None if req.headers().contains_key(header::AUTHORIZATION) => {
+            let outcome = Caller::from_headers(&state, &req).await;
+            let (key, rate) = match &outcome {
+                Ok(caller) => (format!("user:{}", caller.user.id), throttle.user),
+                Err(_) => (format!("anon:{client}"), throttle.anon),
+            };
+            let decision = throttle.hit(&key, rate).await;
+            req.extensions_mut()
+                .insert(Authenticated(Arc::new(std::sync::Mutex::new(Some(
+                    outcome,
+                )))));
+            decision
         }
-        None => None,
-    };
-    let decision = match rule {
-        Some((key, rate)) => throttle.hit(&key, rate).await,
-        None => None,
+        None => throttle.hit(&format!("anon:{client}"), throttle.anon).await,
     };
     if let Some(d) = decision.filter(|d| !d.allowed) {
         let mut response = ApiError::throttled(d.retry_after_secs.max(1)).as_response();

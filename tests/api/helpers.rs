@@ -294,6 +294,21 @@ impl TestApp {
         assert_eq!(response.status(), StatusCode::CREATED);
     }
 
+    /// The password hash stored for `username`, read straight from SQL (no cache, no service).
+    pub async fn stored_password_hash(&self, username: &str) -> String {
+        assert!(username.bytes().all(|b| b.is_ascii_alphanumeric()));
+        let db = &self.app_state.database;
+        let row = db
+            .query_one_raw(sea_orm::Statement::from_string(
+                db.get_database_backend(),
+                format!("SELECT password FROM users WHERE username = '{username}'"),
+            ))
+            .await
+            .unwrap()
+            .expect("the user exists");
+        row.try_get("", "password").unwrap()
+    }
+
     /// Deletes this app's Redis keys, as a FLUSHALL or a restart without persistence would.
     pub async fn flush_redis(&self) {
         let Some(prefix) = &self.redis_prefix else {

@@ -4,6 +4,7 @@
 #[macro_use]
 mod helpers;
 mod accounts;
+mod attacks;
 mod cli;
 mod forge;
 mod groups;

@@ -1,0 +1,4 @@
+//! Attack tests: each module tries to get around one guarantee the way an attacker would, on
+//! every backend, and is named after the attack.
+mod lockout_bypass_through_account_changes;
+mod throttle_bypass_through_path_spelling;
