@@ -310,8 +310,7 @@ async fn user_named(
 ) -> Result<tessera::domain::users::User, String> {
     state
         .users
-        .store()
-        .by_username(username)
+        .named(username)
         .await
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("user '{username}' does not exist"))

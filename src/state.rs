@@ -15,9 +15,10 @@ use crate::{
         opaque::{OpaqueRules, OpaqueTokenService},
         passwords::{BlockingPool, PasswordHasher, PasswordRules},
         revocation::RevocationStore,
+        roles::RoleView,
         throttle::{LoginGuard, Rate, Throttle},
         tokens::{ExtraClaims, JwtRules, TokenService},
-        users::{UserService, UserStore},
+        users::{UserRules, UserService, UserStore},
     },
     mail::MailQueue,
     settings::Settings,
@@ -37,6 +38,8 @@ use crate::{
 pub struct AppState {
     pub settings: Arc<Settings>,
     pub users: Arc<UserService>,
+    /// How user bodies show roles.
+    pub roles: Arc<RoleView>,
     pub tokens: Arc<TokenService>,
     pub opaque: Arc<OpaqueTokenService>,
     pub accounts: Arc<AccountService>,
@@ -103,12 +106,12 @@ impl AppState {
                 10_000,
             ));
         }
-        let mut users = UserService::new(user_store, Arc::new(hasher), rules);
-        users.set_hide_users(settings.accounts.hide_users);
-        users.set_login_field(settings.accounts.login_field);
-        if settings.accounts.show_user_roles {
-            users.show_roles(group_store.clone());
-        }
+        let roles = RoleView::new(
+            settings
+                .accounts
+                .show_user_roles
+                .then(|| group_store.clone()),
+        );
 
         let sql_revocations = SqlRevocations::new(db.clone());
         let revocations: Arc<dyn RevocationStore> = match &redis {
@@ -156,24 +159,29 @@ impl AppState {
             .iter()
             .filter_map(|p| crate::settings::parse_network(p))
             .collect();
-        if t.lockout_failures > 0 {
-            users.set_login_guard(Arc::new(guard));
-        }
-        let users = Arc::new(users);
+        let users = Arc::new(UserService::new(
+            user_store.clone(),
+            Arc::new(hasher),
+            rules,
+            UserRules {
+                hide_users: settings.accounts.hide_users,
+                login_field: settings.accounts.login_field,
+            },
+            (t.lockout_failures > 0).then(|| Arc::new(guard)),
+        ));
         let readiness = Readiness::new(
-            users.store().clone(),
+            user_store.clone(),
             redis.as_ref().map(|_| revocations.clone()),
         );
         let (keys, signing_material) = load_keys(&settings)?;
-        let mut tokens = TokenService::new(
+        let tokens = TokenService::new(
             jwt_rules(&settings),
             keys,
             Arc::new(SqlTokenLedger::new(db.clone())),
             revocations,
             users.clone(),
+            Some(sql_groups),
         );
-        // Claims are read from SQL, never from the cache: a token outlives the cache's TTL.
-        tokens.set_group_store(sql_groups);
         // Opaque keys are derived under a subkey of the signing key: no second secret to manage.
         let opaque_secret = derive(&signing_material, b"tessera opaque tokens v1:");
         let t = &settings.tokens;
@@ -210,7 +218,7 @@ impl AppState {
             username_reset_show_email_not_found: a.username_reset_show_email_not_found,
             logout_on_password_change: a.logout_on_password_change,
         };
-        let groups = GroupService::new(group_store, users.clone());
+        let groups = GroupService::new(group_store, user_store);
         let accounts = AccountService::new(
             users.clone(),
             tokens.clone(),
@@ -222,6 +230,7 @@ impl AppState {
         Ok(Self {
             settings: Arc::new(settings),
             users,
+            roles: Arc::new(roles),
             tokens,
             opaque,
             accounts: Arc::new(accounts),

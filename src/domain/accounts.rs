@@ -109,8 +109,8 @@ impl AccountService {
             return Err(AccountError::Stale.into());
         }
         self.check_token(Purpose::Activation, &user, token)?;
+        self.users.set_active(user.id, true).await?;
         user.is_active = true;
-        self.users.store().update(&user).await?;
         tracing::info!(target: "tessera::audit", user_id = %user.id, "account activated");
         if self.rules.send_confirmation_email {
             self.mail(EmailKind::Confirmation, &user, None);
@@ -124,8 +124,7 @@ impl AccountService {
         }
         for user in self
             .users
-            .store()
-            .by_email(email)
+            .with_email(email)
             .await?
             .into_iter()
             .filter(|u| !u.is_active)
@@ -275,16 +274,7 @@ impl AccountService {
     }
 
     async fn change_username(&self, mut user: User, new_username: &str) -> Result<(), DomainError> {
-        user.username = new_username.to_owned();
-        match self.users.store().update(&user).await {
-            Err(super::StoreError::Conflict(_)) => {
-                return Err(DomainError::field(
-                    "new_username",
-                    super::validation::MSG_USERNAME_TAKEN,
-                ));
-            }
-            other => other?,
-        }
+        self.users.rename(&mut user, new_username).await?;
         tracing::info!(target: "tessera::audit", user_id = %user.id, "username changed");
         if self.rules.username_changed_email_confirmation {
             self.mail(EmailKind::UsernameChanged, &user, None);
@@ -306,8 +296,7 @@ impl AccountService {
         }
         let users: Vec<User> = self
             .users
-            .store()
-            .by_email(email)
+            .with_email(email)
             .await?
             .into_iter()
             .filter(|u| u.is_active)
@@ -323,8 +312,7 @@ impl AccountService {
         match id {
             Some(id) => self
                 .users
-                .store()
-                .by_id(id)
+                .find(id)
                 .await?
                 .ok_or(DomainError::field("uid", MSG_BAD_UID)),
             None => Err(DomainError::field("uid", MSG_BAD_UID)),

@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::{
     DomainError, StoreError,
-    users::{User, UserService},
+    users::{User, UserStore},
 };
 
 pub const MSG_GROUP_TAKEN: &str = "group with this name already exists.";
@@ -83,11 +83,11 @@ pub enum GroupError {
 /// Management of groups and their members, by staff or the operator.
 pub struct GroupService {
     store: Arc<dyn GroupStore>,
-    users: Arc<UserService>,
+    users: Arc<dyn UserStore>,
 }
 
 impl GroupService {
-    pub fn new(store: Arc<dyn GroupStore>, users: Arc<UserService>) -> Self {
+    pub fn new(store: Arc<dyn GroupStore>, users: Arc<dyn UserStore>) -> Self {
         Self { store, users }
     }
 
@@ -171,13 +171,9 @@ impl GroupService {
 
     pub async fn members(&self, actor: Actor<'_>, name: &str) -> Result<Vec<User>, DomainError> {
         let group = self.get(actor, name).await?;
-        let mut users = Vec::new();
-        for id in self.store.members(group.id).await? {
-            if let Some(user) = self.users.store().by_id(id).await? {
-                users.push(user);
-            }
-        }
-        Ok(users)
+        let ids = self.store.members(group.id).await?;
+        let mut found = self.users.by_ids(&ids).await?;
+        Ok(ids.iter().filter_map(|id| found.remove(id)).collect())
     }
 
     pub async fn add_member(
@@ -214,7 +210,6 @@ impl GroupService {
 
     async fn user_named(&self, username: &str) -> Result<User, DomainError> {
         self.users
-            .store()
             .by_username(username)
             .await?
             .ok_or_else(|| GroupError::UnknownUser(username.to_owned()).into())

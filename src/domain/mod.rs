@@ -8,6 +8,7 @@ pub mod mail;
 pub mod opaque;
 pub mod passwords;
 pub mod revocation;
+pub mod roles;
 pub mod throttle;
 pub mod tokens;
 pub mod users;

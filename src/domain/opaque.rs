@@ -67,6 +67,9 @@ pub struct OpaqueTokenService {
     rules: OpaqueRules,
 }
 
+/// Hex digits of a key's hash that name its session in `/auth/token/sessions/`.
+pub const SESSION_ID_LEN: usize = 16;
+
 /// `last_used_at` is written at most this often per key (a write per request would be costly).
 const TOUCH_EVERY: chrono::TimeDelta = chrono::TimeDelta::minutes(1);
 
@@ -85,8 +88,23 @@ impl OpaqueTokenService {
         }
     }
 
-    pub fn store(&self) -> &Arc<dyn OpaqueTokenStore> {
-        &self.store
+    /// The user's keys, oldest first (their sessions).
+    pub async fn sessions(&self, user: Uuid) -> Result<Vec<OpaqueToken>, DomainError> {
+        Ok(self.store.for_user(user).await?)
+    }
+
+    /// Deletes the user's key whose session id (the first 16 hex digits of its hash) is `id`;
+    /// false when the user has no such key.
+    pub async fn end_session(&self, user: Uuid, id: &str) -> Result<bool, DomainError> {
+        if id.len() != SESSION_ID_LEN {
+            return Ok(false);
+        }
+        let rows = self.store.for_user(user).await?;
+        let Some(row) = rows.iter().find(|t| t.key_sha256.starts_with(id)) else {
+            return Ok(false);
+        };
+        self.store.delete(&row.key_sha256).await?;
+        Ok(true)
     }
 
     /// The caller's key after checking its password (a fresh one, or DRF's same key again).
@@ -157,7 +175,7 @@ impl OpaqueTokenService {
             self.store.delete(&hash).await?;
             return Err(OpaqueError::Invalid.into());
         }
-        let user = match self.users.store().by_id(row.user_id).await? {
+        let user = match self.users.find(row.user_id).await? {
             Some(user) if user.is_active => user,
             _ => return Err(OpaqueError::Inactive.into()),
         };

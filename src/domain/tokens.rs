@@ -99,7 +99,7 @@ pub struct TokenService {
     ledger: Arc<dyn TokenLedger>,
     revocations: Arc<dyn RevocationStore>,
     users: Arc<UserService>,
-    /// Group names for the `groups` claim.
+    /// Group names for the `groups` claim (read from SQL: a token outlives any cache).
     groups: Option<Arc<dyn GroupStore>>,
 }
 
@@ -110,6 +110,7 @@ impl TokenService {
         ledger: Arc<dyn TokenLedger>,
         revocations: Arc<dyn RevocationStore>,
         users: Arc<UserService>,
+        groups: Option<Arc<dyn GroupStore>>,
     ) -> Self {
         let policy = Policy {
             algorithm: keys.algorithm,
@@ -127,13 +128,8 @@ impl TokenService {
             ledger,
             revocations,
             users,
-            groups: None,
+            groups,
         }
-    }
-
-    /// Where the `groups` claim's names come from.
-    pub fn set_group_store(&mut self, groups: Arc<dyn GroupStore>) {
-        self.groups = Some(groups);
     }
 
     pub fn keys(&self) -> &KeyRing {
@@ -150,8 +146,7 @@ impl TokenService {
     ) -> Result<TokenPair, DomainError> {
         let mut user = self.users.authenticate(username, password, ip).await?;
         if self.rules.update_last_login {
-            user.last_login = Some(Utc::now());
-            self.users.store().update(&user).await?;
+            self.users.record_login(&mut user).await?;
         }
         let extra = self.access_claims(&user).await?;
         let (pair, row) = self.mint(user.id, &extra, Uuid::new_v4(), None, Utc::now())?;
@@ -499,7 +494,7 @@ impl TokenService {
     }
 
     async fn active_user(&self, id: Uuid) -> Result<User, DomainError> {
-        match self.users.store().by_id(id).await? {
+        match self.users.find(id).await? {
             None => Err(TokenError::UserNotFound.into()),
             Some(user) if !user.is_active => Err(TokenError::UserInactive.into()),
             Some(user) => Ok(user),

@@ -1,7 +1,7 @@
 //! Opaque keys: Djoser's `/auth/token/login/` and `/logout/`, DRF's `obtain_auth_token`, and the
 //! caller's key list when several keys per user are allowed.
 use chrono::{DateTime, Utc};
-use poem::{Request, http::StatusCode, web::Data};
+use poem::{Request, web::Data};
 use poem_openapi::{
     ApiResponse, Object, OpenApi, Tags, param::Path, payload::Json, types::Example,
 };
@@ -12,7 +12,10 @@ use super::{
     error::ApiError,
     throttle::client_ip,
 };
-use crate::{domain::DomainError, state::AppState};
+use crate::{
+    domain::{DomainError, opaque::SESSION_ID_LEN},
+    state::AppState,
+};
 
 #[derive(Tags)]
 enum Tag {
@@ -220,16 +223,11 @@ impl TokenLoginApi {
     /// The caller's opaque keys (one per device when `tokens.multiple` is on).
     #[oai(path = "/auth/token/sessions/", method = "get")]
     async fn sessions(&self, state: Data<&AppState>, caller: Caller) -> Answer<Sessions> {
-        let rows = state
-            .opaque
-            .store()
-            .for_user(caller.user.id)
-            .await
-            .map_err(DomainError::from)?;
+        let rows = state.opaque.sessions(caller.user.id).await?;
         let list = rows
             .into_iter()
             .map(|t| SessionBody {
-                id: t.key_sha256[..16].to_owned(),
+                id: t.key_sha256[..SESSION_ID_LEN].to_owned(),
                 current: caller.opaque_key.as_deref() == Some(t.key_sha256.as_str()),
                 name: t.name,
                 created: t.created_at,
@@ -255,22 +253,9 @@ impl TokenLoginApi {
         caller: Caller,
         id: Path<String>,
     ) -> Answer<Gone> {
-        let rows = state
-            .opaque
-            .store()
-            .for_user(caller.user.id)
-            .await
-            .map_err(DomainError::from)?;
-        let row = rows
-            .into_iter()
-            .find(|t| id.0.len() == 16 && t.key_sha256.starts_with(id.0.as_str()))
-            .ok_or_else(|| ApiError::detail(StatusCode::NOT_FOUND, "Not found."))?;
-        state
-            .opaque
-            .store()
-            .delete(&row.key_sha256)
-            .await
-            .map_err(DomainError::from)?;
+        if !state.opaque.end_session(caller.user.id, &id.0).await? {
+            return Err(ApiError::not_found());
+        }
         Ok(Gone::Gone)
     }
 }

@@ -14,7 +14,10 @@ use super::{
     error::ApiError,
 };
 use crate::{
-    domain::users::{ProfileChange, Registration, ShownUser, User},
+    domain::{
+        roles::ShownUser,
+        users::{ProfileChange, Registration, User},
+    },
     state::AppState,
 };
 
@@ -268,7 +271,7 @@ impl UsersApi {
         let page_size = state.settings.users.page_size;
         if page_size == 0 {
             let page = state.users.list(&caller.user, 0, None).await?;
-            let shown = state.users.shown(page.users).await?;
+            let shown = state.roles.shown(page.users).await?;
             return Ok(Listed::All(Json(
                 shown.into_iter().map(Into::into).collect(),
             )));
@@ -290,7 +293,7 @@ impl UsersApi {
             .list(&caller.user, (number - 1) * page_size, Some(page_size))
             .await?;
         let link = |n: u64| page_link(req, n);
-        let shown = state.users.shown(listed.users).await?;
+        let shown = state.roles.shown(listed.users).await?;
         Ok(Listed::Page(Json(UserPageBody {
             count: listed.total,
             next: (number < pages).then(|| link(number + 1)),
@@ -302,7 +305,7 @@ impl UsersApi {
     /// The caller's own account.
     #[oai(path = "/auth/users/me/", method = "get")]
     async fn me(&self, state: Data<&AppState>, caller: Caller) -> Answer<Found> {
-        let shown = state.users.shown_one(caller.user).await?;
+        let shown = state.roles.shown_one(caller.user).await?;
         Ok(Found::Ok(Json(shown.into())))
     }
 
@@ -347,7 +350,7 @@ impl UsersApi {
     #[oai(path = "/auth/users/:id/", method = "get")]
     async fn get(&self, state: Data<&AppState>, caller: Caller, id: Path<String>) -> Answer<Found> {
         let user = state.users.get(&caller.user, parse_id(&id)?).await?;
-        let shown = state.users.shown_one(user).await?;
+        let shown = state.roles.shown_one(user).await?;
         Ok(Found::Ok(Json(shown.into())))
     }
 
@@ -694,7 +697,7 @@ async fn update(state: &AppState, caller: &Caller, id: Uuid, body: UpdateRequest
         .users
         .update(&caller.user, id, ProfileChange { email: body.email })
         .await?;
-    let shown = state.users.shown_one(user).await?;
+    let shown = state.roles.shown_one(user).await?;
     Ok(Found::Ok(Json(shown.into())))
 }
 

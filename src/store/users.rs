@@ -1,13 +1,17 @@
 //! The SQL `UserStore`, and a short-lived cache in front of it.
 use std::{
-    sync::Arc,
+    collections::HashMap,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
     time::{Duration, Instant},
 };
 
 use sea_orm::sea_query::{Expr, ExprTrait, Func};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, IntoActiveModel,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    ColumnTrait, DatabaseConnection, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -17,7 +21,7 @@ use super::{
 };
 use crate::domain::{
     StoreError,
-    users::{User, UserPage, UserStore},
+    users::{User, UserChange, UserPage, UserStore},
     validation::username_key,
 };
 
@@ -86,6 +90,20 @@ impl UserStore for SqlUserStore {
             .map(to_domain))
     }
 
+    async fn by_ids(&self, ids: &[Uuid]) -> Result<HashMap<Uuid, User>, StoreError> {
+        let mut found = HashMap::new();
+        // Bounded statements: a few hundred parameters each, whatever the number of ids.
+        for chunk in ids.chunks(500) {
+            let rows = user::Entity::find()
+                .filter(user::Column::Id.is_in(chunk.iter().copied()))
+                .all(&self.db)
+                .await
+                .map_err(err)?;
+            found.extend(rows.into_iter().map(|m| (m.id, to_domain(m))));
+        }
+        Ok(found)
+    }
+
     async fn by_username(&self, username: &str) -> Result<Option<User>, StoreError> {
         let found = user::Entity::find()
             .filter(user::Column::Username.eq(username))
@@ -132,11 +150,33 @@ impl UserStore for SqlUserStore {
         })
     }
 
-    async fn update(&self, u: &User) -> Result<(), StoreError> {
-        let mut active = to_model(u).into_active_model();
-        // Every column but the key is rewritten; `reset_all` marks them changed.
-        active = active.reset_all();
-        active.update(&self.db).await.map(|_| ()).map_err(err)
+    async fn change(&self, id: Uuid, change: &UserChange) -> Result<(), StoreError> {
+        // Only the named columns are written: a concurrent change to another column stands.
+        let mut update = user::Entity::update_many().filter(user::Column::Id.eq(id));
+        if let Some(username) = &change.username {
+            update = update
+                .col_expr(user::Column::Username, Expr::value(username.clone()))
+                .col_expr(
+                    user::Column::UsernameKey,
+                    Expr::value(username_key(username)),
+                );
+        }
+        if let Some(email) = &change.email {
+            update = update.col_expr(user::Column::Email, Expr::value(email.clone()));
+        }
+        if let Some(hash) = &change.password_hash {
+            update = update.col_expr(user::Column::Password, Expr::value(hash.clone()));
+        }
+        if let Some(active) = change.is_active {
+            update = update.col_expr(user::Column::IsActive, Expr::value(active));
+        }
+        if let Some(at) = change.last_login {
+            update = update.col_expr(user::Column::LastLogin, Expr::value(at));
+        }
+        if *change == UserChange::default() {
+            return Ok(());
+        }
+        update.exec(&self.db).await.map(|_| ()).map_err(err)
     }
 
     async fn delete(&self, id: Uuid) -> Result<(), StoreError> {
@@ -171,6 +211,10 @@ pub struct CachedUserStore {
     inner: Arc<dyn UserStore>,
     cache: quick_cache::sync::Cache<Uuid, (Instant, User)>,
     ttl: Duration,
+    /// Counts writes through this store. A read that started before a write must not put the
+    /// row it read into the cache after the write dropped the entry: it would bring back the
+    /// old row for a whole TTL.
+    writes: AtomicU64,
 }
 
 impl CachedUserStore {
@@ -179,7 +223,14 @@ impl CachedUserStore {
             inner,
             cache: quick_cache::sync::Cache::new(capacity),
             ttl,
+            writes: AtomicU64::new(0),
         }
+    }
+
+    /// Marks a write to `id` done: later reads go to the inner store.
+    fn written(&self, id: Uuid) {
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        self.cache.remove(&id);
     }
 }
 
@@ -195,14 +246,21 @@ impl UserStore for CachedUserStore {
         {
             return Ok(Some(user));
         }
+        let writes_before = self.writes.load(Ordering::SeqCst);
         let found = self.inner.by_id(id).await?;
         match &found {
-            Some(user) => self.cache.insert(id, (Instant::now(), user.clone())),
-            None => {
+            Some(user) if self.writes.load(Ordering::SeqCst) == writes_before => {
+                self.cache.insert(id, (Instant::now(), user.clone()));
+            }
+            _ => {
                 self.cache.remove(&id);
             }
         }
         Ok(found)
+    }
+
+    async fn by_ids(&self, ids: &[Uuid]) -> Result<HashMap<Uuid, User>, StoreError> {
+        self.inner.by_ids(ids).await
     }
 
     async fn by_username(&self, username: &str) -> Result<Option<User>, StoreError> {
@@ -221,20 +279,158 @@ impl UserStore for CachedUserStore {
         self.inner.list(offset, limit).await
     }
 
-    async fn update(&self, user: &User) -> Result<(), StoreError> {
-        // Dropped once written, so a read racing the write cannot keep the old row.
-        let done = self.inner.update(user).await;
-        self.cache.remove(&user.id);
+    async fn change(&self, id: Uuid, change: &UserChange) -> Result<(), StoreError> {
+        let done = self.inner.change(id, change).await;
+        self.written(id);
         done
     }
 
     async fn delete(&self, id: Uuid) -> Result<(), StoreError> {
         let done = self.inner.delete(id).await;
-        self.cache.remove(&id);
+        self.written(id);
         done
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
         self.inner.ping().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::DatabaseSettings;
+    use chrono::Utc;
+
+    async fn sql() -> SqlUserStore {
+        let db = crate::store::database::connect(&DatabaseSettings {
+            url: "sqlite::memory:".into(),
+            migrate_on_start: true,
+            max_connections: 1,
+            acquire_timeout: Duration::from_secs(2),
+        })
+        .await
+        .unwrap();
+        crate::store::database::migrate(&db).await.unwrap();
+        SqlUserStore::new(db)
+    }
+
+    fn user(name: &str) -> User {
+        User {
+            id: Uuid::now_v7(),
+            username: name.into(),
+            email: format!("{name}@example.com"),
+            password_hash: "hash-1".into(),
+            first_name: String::new(),
+            last_name: String::new(),
+            is_active: true,
+            is_staff: false,
+            is_superuser: false,
+            date_joined: Utc::now(),
+            last_login: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_write_from_a_stale_read_leaves_other_columns_as_they_are() {
+        let store = sql().await;
+        let u = user("stale");
+        store.insert(&u).await.unwrap();
+        // A login read `u` (active), then a reset and a deactivation landed, then the login
+        // stamps last_login: the reset and the deactivation stand.
+        let reset = UserChange {
+            password_hash: Some("hash-2".into()),
+            is_active: Some(false),
+            ..UserChange::default()
+        };
+        store.change(u.id, &reset).await.unwrap();
+        let stamp = UserChange {
+            last_login: Some(Utc::now()),
+            ..UserChange::default()
+        };
+        store.change(u.id, &stamp).await.unwrap();
+        let now = store.by_id(u.id).await.unwrap().unwrap();
+        assert_eq!(now.password_hash, "hash-2");
+        assert!(!now.is_active);
+        assert!(now.last_login.is_some());
+    }
+
+    /// An inner store whose reads return the row as it was when they started, and finish only
+    /// once told to: a read that races a write.
+    struct SlowReads {
+        inner: SqlUserStore,
+        read_done: tokio::sync::Notify,
+        release: tokio::sync::Notify,
+    }
+
+    #[async_trait::async_trait]
+    impl UserStore for SlowReads {
+        async fn insert(&self, user: &User) -> Result<(), StoreError> {
+            self.inner.insert(user).await
+        }
+        async fn by_id(&self, id: Uuid) -> Result<Option<User>, StoreError> {
+            let read = self.inner.by_id(id).await;
+            self.read_done.notify_one();
+            self.release.notified().await;
+            read
+        }
+        async fn by_ids(&self, ids: &[Uuid]) -> Result<HashMap<Uuid, User>, StoreError> {
+            self.inner.by_ids(ids).await
+        }
+        async fn by_username(&self, username: &str) -> Result<Option<User>, StoreError> {
+            self.inner.by_username(username).await
+        }
+        async fn by_email(&self, email: &str) -> Result<Vec<User>, StoreError> {
+            self.inner.by_email(email).await
+        }
+        async fn username_taken(&self, username: &str) -> Result<bool, StoreError> {
+            self.inner.username_taken(username).await
+        }
+        async fn list(&self, offset: u64, limit: Option<u64>) -> Result<UserPage, StoreError> {
+            self.inner.list(offset, limit).await
+        }
+        async fn change(&self, id: Uuid, change: &UserChange) -> Result<(), StoreError> {
+            self.inner.change(id, change).await
+        }
+        async fn delete(&self, id: Uuid) -> Result<(), StoreError> {
+            self.inner.delete(id).await
+        }
+        async fn ping(&self) -> Result<(), StoreError> {
+            self.inner.ping().await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_read_that_started_before_a_write_does_not_cache_the_old_row() {
+        let slow = Arc::new(SlowReads {
+            inner: sql().await,
+            read_done: tokio::sync::Notify::new(),
+            release: tokio::sync::Notify::new(),
+        });
+        let u = user("raced");
+        slow.insert(&u).await.unwrap();
+        let cached = Arc::new(CachedUserStore::new(
+            slow.clone(),
+            Duration::from_secs(3600),
+            16,
+        ));
+        let reader = tokio::spawn({
+            let cached = cached.clone();
+            async move { cached.by_id(u.id).await }
+        });
+        // Let the read fetch the active row, then deactivate before it finishes.
+        slow.read_done.notified().await;
+        let deactivate = UserChange {
+            is_active: Some(false),
+            ..UserChange::default()
+        };
+        cached.change(u.id, &deactivate).await.unwrap();
+        slow.release.notify_one();
+        let raced = reader.await.unwrap().unwrap().unwrap();
+        assert!(raced.is_active, "the racing read saw the old row");
+        // The next read must not be served the old row from the cache.
+        slow.release.notify_one();
+        let next = cached.by_id(u.id).await.unwrap().unwrap();
+        assert!(!next.is_active, "the old row was cached after the write");
     }
 }

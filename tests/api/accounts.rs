@@ -596,8 +596,7 @@ async fn set_username_and_reset_username(backend: Backend) {
     let address = app
         .app_state
         .users
-        .store()
-        .by_id(user.id.parse().unwrap())
+        .find(user.id.parse().unwrap())
         .await
         .unwrap()
         .unwrap()

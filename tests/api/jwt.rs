@@ -134,14 +134,11 @@ async fn obtain_refuses_bad_credentials_and_inactive_users_alike(backend: Backen
     let app = TestApp::spawn(backend).await;
     let user = app.register("bob").await;
     let inactive = app.register("ina").await;
-    let store = app.app_state.users.store();
-    let mut row = store
-        .by_id(inactive.id.parse().unwrap())
+    let users = &app.app_state.users;
+    users
+        .set_active(inactive.id.parse().unwrap(), false)
         .await
-        .unwrap()
         .unwrap();
-    row.is_active = false;
-    store.update(&row).await.unwrap();
     let refused = json!({"detail": "No active account found with the given credentials"});
     for (username, password) in [
         (&user.username, "wrong"),
@@ -702,11 +699,8 @@ async fn refresh_of_a_deleted_or_inactive_user_is_refused(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let user = app.register("kim").await;
     let (_, refresh) = app.login(&user).await;
-    let store = app.app_state.users.store();
     let id: uuid::Uuid = user.id.parse().unwrap();
-    let mut row = store.by_id(id).await.unwrap().unwrap();
-    row.is_active = false;
-    store.update(&row).await.unwrap();
+    app.app_state.users.set_active(id, false).await.unwrap();
     let (status, body) = post(&app, "/api/token/refresh/", json!({"refresh": refresh})).await;
     assert_eq!(
         (status, body),
@@ -715,7 +709,14 @@ async fn refresh_of_a_deleted_or_inactive_user_is_refused(backend: Backend) {
             json!({"detail": "User is inactive", "code": "user_inactive"})
         )
     );
-    store.delete(id).await.unwrap();
+    let admin = app.staff().await;
+    let deleted = admin
+        .auth(app.request(Method::DELETE, &format!("/auth/users/{id}/")))
+        .json(&json!({"current_password": admin.password}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
     let (status, body) = post(&app, "/api/token/refresh/", json!({"refresh": refresh})).await;
     assert_eq!(
         (status, body),
@@ -863,8 +864,7 @@ async fn issuer_audience_and_claim_names_follow_the_settings(backend: Backend) {
     let stored = app
         .app_state
         .users
-        .store()
-        .by_id(user.id.parse().unwrap())
+        .find(user.id.parse().unwrap())
         .await
         .unwrap()
         .unwrap();

@@ -123,8 +123,7 @@ async fn the_database_holds_only_a_hash_of_the_key(backend: Backend) {
     let rows = app
         .app_state
         .opaque
-        .store()
-        .for_user(user.id.parse().unwrap())
+        .sessions(user.id.parse().unwrap())
         .await
         .unwrap();
     assert_eq!(rows.len(), 1);

@@ -816,12 +816,11 @@ async fn a_deactivation_elsewhere_shows_within_the_user_cache_ttl(backend: Backe
     // Another instance deactivates the user: straight in SQL, around this instance's cache.
     let sql = tessera::store::users::SqlUserStore::new(app.app_state.database.clone());
     let id = user.id.parse().unwrap();
-    let mut row = tessera::domain::users::UserStore::by_id(&sql, id)
-        .await
-        .unwrap()
-        .unwrap();
-    row.is_active = false;
-    tessera::domain::users::UserStore::update(&sql, &row)
+    let deactivate = tessera::domain::users::UserChange {
+        is_active: Some(false),
+        ..Default::default()
+    };
+    tessera::domain::users::UserStore::change(&sql, id, &deactivate)
         .await
         .unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(350)).await;

@@ -1,145 +1,58 @@
 //! User accounts: registration, lookup with Djoser's visibility rules, profile changes, deletion.
-use std::{collections::HashMap, net::IpAddr, sync::Arc};
+mod model;
+mod store;
 
-use chrono::{DateTime, Utc};
+use std::{net::IpAddr, sync::Arc};
+
+use chrono::Utc;
 use uuid::Uuid;
+
+pub use model::{LoginField, ProfileChange, Registration, User, UserChange, UserPage};
+pub use store::UserStore;
 
 use super::{
     DomainError, FieldErrors, StoreError,
-    groups::GroupStore,
     passwords::{MAX_PASSWORD_BYTES, PasswordHasher, PasswordRules, UserAttribute},
     throttle::LoginGuard,
     validation::{MSG_USERNAME_TAKEN, email_errors, username_errors},
 };
 
-/// A stored account.
-#[derive(Debug, Clone, PartialEq)]
-pub struct User {
-    pub id: Uuid,
-    pub username: String,
-    pub email: String,
-    pub password_hash: String,
-    pub first_name: String,
-    pub last_name: String,
-    pub is_active: bool,
-    pub is_staff: bool,
-    pub is_superuser: bool,
-    pub date_joined: DateTime<Utc>,
-    pub last_login: Option<DateTime<Utc>>,
-}
-
-/// One page of users and the total count.
-pub struct UserPage {
-    pub users: Vec<User>,
-    pub total: u64,
-}
-
-/// Persistence of users; usernames are unique case-insensitively.
-#[async_trait::async_trait]
-pub trait UserStore: Send + Sync {
-    /// Fails with `Conflict("username")` when the name is taken in any case.
-    async fn insert(&self, user: &User) -> Result<(), StoreError>;
-    async fn by_id(&self, id: Uuid) -> Result<Option<User>, StoreError>;
-    /// Exact, case-sensitive match (logins match exactly, like Django).
-    async fn by_username(&self, username: &str) -> Result<Option<User>, StoreError>;
-    /// Users with this email address (case-insensitive), oldest first.
-    async fn by_email(&self, email: &str) -> Result<Vec<User>, StoreError>;
-    /// True when the name is taken in any case.
-    async fn username_taken(&self, username: &str) -> Result<bool, StoreError>;
-    /// Users ordered by id (creation order: UUIDv7); `limit` None means all.
-    async fn list(&self, offset: u64, limit: Option<u64>) -> Result<UserPage, StoreError>;
-    /// Writes every mutable field of `user`.
-    async fn update(&self, user: &User) -> Result<(), StoreError>;
-    async fn delete(&self, id: Uuid) -> Result<(), StoreError>;
-    /// A cheap round trip, for readiness.
-    async fn ping(&self) -> Result<(), StoreError>;
-}
-
-/// What users log in with (Djoser's LOGIN_FIELD / Django's USERNAME_FIELD).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LoginField {
-    Username,
-    Email,
-}
-
-impl LoginField {
-    /// The request field that carries it.
-    pub fn name(self) -> &'static str {
-        match self {
-            LoginField::Username => "username",
-            LoginField::Email => "email",
-        }
-    }
-}
-
 pub const MSG_EMAIL_TAKEN: &str = "User with this Email address already exists.";
 
-/// What a registration supplies.
-pub struct Registration {
-    pub username: String,
-    pub email: String,
-    pub password: String,
-    pub is_staff: bool,
-    pub is_superuser: bool,
-    /// False when the account waits for email activation.
-    pub is_active: bool,
-}
-
-/// What a user body shows besides Djoser's `{email, id, username}` (read-only: no profile
-/// change touches them).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Roles {
-    /// Names of the user's groups, sorted.
-    pub groups: Vec<String>,
-    pub is_staff: bool,
-    pub is_superuser: bool,
-}
-
-/// A user as the API shows it; `roles` is None when `accounts.show_user_roles` is off.
-#[derive(Debug, Clone)]
-pub struct ShownUser {
-    pub user: User,
-    pub roles: Option<Roles>,
-}
-
-/// Profile fields a user may change; `None` leaves the field as it is.
-#[derive(Default)]
-pub struct ProfileChange {
-    pub email: Option<String>,
+/// Djoser's settings that shape who sees whom and what users log in with.
+#[derive(Debug, Clone, Copy)]
+pub struct UserRules {
+    /// HIDE_USERS: non-staff callers see only themselves.
+    pub hide_users: bool,
+    /// With email, emails are required and unique.
+    pub login_field: LoginField,
 }
 
 /// The rules around accounts.
 pub struct UserService {
     store: Arc<dyn UserStore>,
     hasher: Arc<PasswordHasher>,
-    rules: PasswordRules,
-    hide_users: bool,
-    login_field: LoginField,
+    passwords: PasswordRules,
+    rules: UserRules,
+    /// Brute-force protection for every password check by login; None: off.
     guard: Option<Arc<LoginGuard>>,
-    /// Where group names come from when user bodies show roles; None: they do not.
-    roles_from: Option<Arc<dyn GroupStore>>,
 }
 
 impl UserService {
     pub fn new(
         store: Arc<dyn UserStore>,
         hasher: Arc<PasswordHasher>,
-        rules: PasswordRules,
+        passwords: PasswordRules,
+        rules: UserRules,
+        guard: Option<Arc<LoginGuard>>,
     ) -> Self {
         Self {
             store,
             hasher,
+            passwords,
             rules,
-            hide_users: true,
-            login_field: LoginField::Username,
-            guard: None,
-            roles_from: None,
+            guard,
         }
-    }
-
-    pub fn store(&self) -> &Arc<dyn UserStore> {
-        &self.store
     }
 
     /// Validates like Djoser's UserCreateSerializer and stores the new, active user.
@@ -169,7 +82,7 @@ impl UserService {
             push(
                 &mut errors,
                 "password",
-                self.rules.check(&r.password, &attributes),
+                self.passwords.check(&r.password, &attributes),
             );
         }
         if !errors.is_empty() {
@@ -233,7 +146,7 @@ impl UserService {
         if password.len() >= MAX_PASSWORD_BYTES {
             return Err(DomainError::InvalidCredentials);
         }
-        let user = match self.login_field {
+        let user = match self.rules.login_field {
             LoginField::Username => self.store.by_username(username).await?,
             // Emails are unique in this mode; an ambiguous one (from before it) logs no one in.
             LoginField::Email => match self.store.by_email(username).await?.as_slice() {
@@ -254,7 +167,7 @@ impl UserService {
     /// The user `id` as seen by `actor`: staff see everyone, others only themselves.
     pub async fn get(&self, actor: &User, id: Uuid) -> Result<User, DomainError> {
         let user = self.store.by_id(id).await?.ok_or(DomainError::NotFound)?;
-        match (actor.is_staff || actor.id == user.id, self.hide_users) {
+        match (actor.is_staff || actor.id == user.id, self.rules.hide_users) {
             (true, _) => Ok(user),
             (false, true) => Err(DomainError::Hidden),
             (false, false) => Err(DomainError::Forbidden),
@@ -263,24 +176,14 @@ impl UserService {
 
     /// What `user` logs in with under the configured login field.
     fn login_of<'u>(&self, user: &'u User) -> &'u str {
-        match self.login_field {
+        match self.rules.login_field {
             LoginField::Username => &user.username,
             LoginField::Email => &user.email,
         }
     }
 
-    /// Brute-force protection for every password check by login.
-    pub fn set_login_guard(&mut self, guard: Arc<LoginGuard>) {
-        self.guard = Some(guard);
-    }
-
-    /// What users log in with; with email, emails are required and unique.
-    pub fn set_login_field(&mut self, field: LoginField) {
-        self.login_field = field;
-    }
-
     pub fn login_field(&self) -> LoginField {
-        self.login_field
+        self.rules.login_field
     }
 
     /// Messages for `email` as `user`'s (or a new user's) address under the login-field rules.
@@ -290,7 +193,7 @@ impl UserService {
         user: Option<Uuid>,
     ) -> Result<Vec<String>, DomainError> {
         let mut problems = email_errors(email);
-        if problems.is_empty() && self.login_field == LoginField::Email {
+        if problems.is_empty() && self.rules.login_field == LoginField::Email {
             if email.is_empty() {
                 problems.push("This field is required.".to_owned());
             } else if self
@@ -306,54 +209,6 @@ impl UserService {
         Ok(problems)
     }
 
-    /// Djoser's HIDE_USERS: whether non-staff callers see only themselves.
-    pub fn set_hide_users(&mut self, hide: bool) {
-        self.hide_users = hide;
-    }
-
-    /// User bodies show groups and staff flags (`accounts.show_user_roles`), group names
-    /// read from `groups`.
-    pub fn show_roles(&mut self, groups: Arc<dyn GroupStore>) {
-        self.roles_from = Some(groups);
-    }
-
-    /// `users` as the API shows them, in the same order; the group names of all of them are
-    /// read at once.
-    pub async fn shown(&self, users: Vec<User>) -> Result<Vec<ShownUser>, DomainError> {
-        let mut names = match &self.roles_from {
-            None => HashMap::new(),
-            Some(groups) => {
-                let ids: Vec<Uuid> = users.iter().map(|u| u.id).collect();
-                groups.names_of_many(&ids).await?
-            }
-        };
-        Ok(users
-            .into_iter()
-            .map(|user| {
-                let groups = names.remove(&user.id).unwrap_or_default();
-                self.show(user, groups)
-            })
-            .collect())
-    }
-
-    /// One user as the API shows it.
-    pub async fn shown_one(&self, user: User) -> Result<ShownUser, DomainError> {
-        let groups = match &self.roles_from {
-            None => Vec::new(),
-            Some(store) => store.names_of(user.id).await?,
-        };
-        Ok(self.show(user, groups))
-    }
-
-    fn show(&self, user: User, groups: Vec<String>) -> ShownUser {
-        let roles = self.roles_from.is_some().then_some(Roles {
-            groups,
-            is_staff: user.is_staff,
-            is_superuser: user.is_superuser,
-        });
-        ShownUser { user, roles }
-    }
-
     /// Staff list everyone (optionally one page); others get only themselves.
     pub async fn list(
         &self,
@@ -361,7 +216,7 @@ impl UserService {
         offset: u64,
         limit: Option<u64>,
     ) -> Result<UserPage, DomainError> {
-        if actor.is_staff || !self.hide_users {
+        if actor.is_staff || !self.rules.hide_users {
             return Ok(self.store.list(offset, limit).await?);
         }
         let users = if offset == 0 {
@@ -388,9 +243,13 @@ impl UserService {
                     problems,
                 )])));
             }
+            let change = UserChange {
+                email: Some(email.clone()),
+                ..UserChange::default()
+            };
+            self.store.change(user.id, &change).await?;
             user.email = email;
         }
-        self.store.update(&user).await?;
         if actor.id != user.id {
             tracing::info!(target: "tessera::audit", actor_id = %actor.id, user_id = %user.id, "user updated by staff");
         }
@@ -449,7 +308,7 @@ impl UserService {
                 value: &user.email,
             },
         ];
-        let problems = self.rules.check(password, &attributes);
+        let problems = self.passwords.check(password, &attributes);
         if problems.is_empty() {
             Ok(())
         } else {
@@ -462,8 +321,65 @@ impl UserService {
 
     /// Hashes and stores a new password (already validated).
     pub async fn store_password(&self, user: &mut User, password: &str) -> Result<(), DomainError> {
-        user.password_hash = self.hasher.hash(password.to_owned()).await?;
-        self.store.update(user).await?;
+        let hash = self.hasher.hash(password.to_owned()).await?;
+        let change = UserChange {
+            password_hash: Some(hash.clone()),
+            ..UserChange::default()
+        };
+        self.store.change(user.id, &change).await?;
+        user.password_hash = hash;
+        Ok(())
+    }
+
+    /// The user with this id, active or not.
+    pub async fn find(&self, id: Uuid) -> Result<Option<User>, DomainError> {
+        Ok(self.store.by_id(id).await?)
+    }
+
+    /// The users with this email address (case-insensitive), oldest first.
+    pub async fn with_email(&self, email: &str) -> Result<Vec<User>, DomainError> {
+        Ok(self.store.by_email(email).await?)
+    }
+
+    /// The user with exactly this username (the operator's lookups).
+    pub async fn named(&self, username: &str) -> Result<Option<User>, DomainError> {
+        Ok(self.store.by_username(username).await?)
+    }
+
+    /// Activates or deactivates an account.
+    pub async fn set_active(&self, id: Uuid, active: bool) -> Result<(), DomainError> {
+        let change = UserChange {
+            is_active: Some(active),
+            ..UserChange::default()
+        };
+        Ok(self.store.change(id, &change).await?)
+    }
+
+    /// Gives `user` a new (validated) username; a name taken meanwhile is a field error.
+    pub async fn rename(&self, user: &mut User, username: &str) -> Result<(), DomainError> {
+        let change = UserChange {
+            username: Some(username.to_owned()),
+            ..UserChange::default()
+        };
+        match self.store.change(user.id, &change).await {
+            Err(StoreError::Conflict(_)) => {
+                Err(DomainError::field("new_username", MSG_USERNAME_TAKEN))
+            }
+            other => other.map_err(Into::into),
+        }?;
+        user.username = username.to_owned();
+        Ok(())
+    }
+
+    /// Stamps the time of a login on `user`.
+    pub async fn record_login(&self, user: &mut User) -> Result<(), DomainError> {
+        let now = Utc::now();
+        let change = UserChange {
+            last_login: Some(now),
+            ..UserChange::default()
+        };
+        self.store.change(user.id, &change).await?;
+        user.last_login = Some(now);
         Ok(())
     }
 
