@@ -3,6 +3,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod audit;
+pub mod crypto;
 pub mod domain;
 pub mod http;
 pub mod mail;
@@ -33,6 +34,8 @@ pub enum StartError {
     Keys(#[from] domain::keys::KeyError),
     #[error("{0}")]
     Mail(#[from] mail::MailError),
+    #[error(transparent)]
+    Crypto(#[from] crypto::CryptoError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,

@@ -2,10 +2,10 @@
 use std::{path::PathBuf, sync::Arc};
 
 use sea_orm::DatabaseConnection;
-use sha2::{Digest, Sha256};
 
 use crate::{
     StartError,
+    crypto::{self, Subkey},
     domain::{
         account_tokens::AccountTokens,
         accounts::{AccountRules, AccountService},
@@ -183,7 +183,7 @@ impl AppState {
             Some(sql_groups),
         );
         // Opaque keys are derived under a subkey of the signing key: no second secret to manage.
-        let opaque_secret = derive(&signing_material, b"tessera opaque tokens v1:");
+        let opaque_secret = crypto::derive(&signing_material, Subkey::OpaqueKeys)?;
         let t = &settings.tokens;
         let opaque = OpaqueTokenService::new(
             Arc::new(SqlOpaqueTokenStore::new(db.clone())),
@@ -199,7 +199,7 @@ impl AppState {
         let mailer = MailQueue::start(settings.email.clone())?;
         let a = &settings.accounts;
         let links = AccountTokens::new(
-            derive(&signing_material, b"tessera account tokens v1:"),
+            crypto::derive(&signing_material, Subkey::AccountTokens)?,
             a.password_reset_timeout,
         );
         let rules = AccountRules {
@@ -241,11 +241,6 @@ impl AppState {
             database: db,
         })
     }
-}
-
-/// A subkey of the signing key for one purpose: one secret to manage, no key reused across uses.
-fn derive(signing_material: &[u8], label: &[u8]) -> Vec<u8> {
-    Sha256::digest([label, signing_material].concat()).to_vec()
 }
 
 fn jwt_rules(settings: &Settings) -> JwtRules {
@@ -292,7 +287,7 @@ fn load_keys(settings: &Settings) -> Result<(KeyRing, Vec<u8>), StartError> {
         embedded_key(&path)?
     } else if settings.dev && hmac {
         tracing::warn!("--dev: signing tokens with an ephemeral key; they die with this process");
-        crate::domain::keys::random_secret()
+        crypto::random_secret()
     } else {
         return Err(KeyError(
             "jwt.signing_key (TESSERA__JWT__SIGNING_KEY) or jwt.signing_key_file is required"
@@ -344,7 +339,7 @@ fn embedded_key(path: &std::path::Path) -> Result<Vec<u8>, KeyError> {
     if let Ok(bytes) = std::fs::read(path) {
         return Ok(trim_secret(bytes, true));
     }
-    let secret = crate::domain::keys::random_secret();
+    let secret = crypto::random_secret();
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]

@@ -6,12 +6,10 @@ use std::time::Duration;
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::Utc;
-use hmac::{KeyInit, Mac};
-use sha2::Sha256;
-use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
 use super::users::User;
+use crate::crypto::{MacKey, ct_eq};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Purpose {
@@ -31,13 +29,13 @@ impl Purpose {
 }
 
 pub struct AccountTokens {
-    secret: Vec<u8>,
+    key: MacKey,
     timeout: Duration,
 }
 
 impl AccountTokens {
-    pub fn new(secret: Vec<u8>, timeout: Duration) -> Self {
-        Self { secret, timeout }
+    pub fn new(key: MacKey, timeout: Duration) -> Self {
+        Self { key, timeout }
     }
 
     /// The user's id, url-safe base64 (Django's `urlsafe_base64_encode(force_bytes(pk))`).
@@ -68,7 +66,7 @@ impl AccountTokens {
             return false;
         };
         let expected = self.mac(purpose, user, timestamp);
-        if !bool::from(expected.as_bytes().ct_eq(mac.as_bytes())) {
+        if !ct_eq(expected.as_bytes(), mac.as_bytes()) {
             return false;
         }
         let age = Utc::now().timestamp() - timestamp;
@@ -76,31 +74,23 @@ impl AccountTokens {
     }
 
     fn mac(&self, purpose: Purpose, user: &User, timestamp: i64) -> String {
-        let Ok(mut mac) = hmac::Hmac::<Sha256>::new_from_slice(&self.secret) else {
-            return String::new();
-        };
         let last_login = user
             .last_login
             .map(|t| t.timestamp_micros().to_string())
             .unwrap_or_default();
-        for part in [
-            purpose.tag(),
-            user.id.as_bytes(),
-            user.password_hash.as_bytes(),
-            last_login.as_bytes(),
-            user.email.as_bytes(),
-            if user.is_active { b"1" } else { b"0" },
-            user.username.as_bytes(),
-            timestamp.to_string().as_bytes(),
-        ] {
-            // Length-prefixed, so no two different inputs concatenate alike.
-            mac.update(&(part.len() as u64).to_be_bytes());
-            mac.update(part);
-        }
-        mac.finalize().into_bytes()[..16]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        self.key.mac_hex(
+            &[
+                purpose.tag(),
+                user.id.as_bytes(),
+                user.password_hash.as_bytes(),
+                last_login.as_bytes(),
+                user.email.as_bytes(),
+                if user.is_active { b"1" } else { b"0" },
+                user.username.as_bytes(),
+                timestamp.to_string().as_bytes(),
+            ],
+            16,
+        )
     }
 }
 
@@ -140,7 +130,7 @@ mod tests {
 
     #[test]
     fn tokens_are_bound_to_purpose_user_state_and_age() {
-        let tokens = AccountTokens::new(b"secret".to_vec(), Duration::from_secs(3600));
+        let tokens = AccountTokens::new(MacKey::new(b"secret").unwrap(), Duration::from_secs(3600));
         let mut u = user();
         let t = tokens.make(Purpose::PasswordReset, &u);
         assert!(tokens.check(Purpose::PasswordReset, &u, &t));
@@ -157,7 +147,7 @@ mod tests {
             !tokens.check(Purpose::PasswordReset, &u, &t),
             "dies once the password changes"
         );
-        let expired = AccountTokens::new(b"secret".to_vec(), Duration::ZERO);
+        let expired = AccountTokens::new(MacKey::new(b"secret").unwrap(), Duration::ZERO);
         let old = format!(
             "{}-{}",
             base36(1_000),

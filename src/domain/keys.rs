@@ -123,17 +123,6 @@ fn public_key(mut jwk: Jwk, algorithm: Algorithm) -> Result<Jwk, KeyError> {
     Ok(jwk)
 }
 
-/// 64 random hex characters (256 bits from rand's OS-seeded CSPRNG): a fresh HMAC secret.
-pub fn random_secret() -> Vec<u8> {
-    use rand::RngExt;
-    let bytes: [u8; 32] = rand::rng().random();
-    bytes
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<String>()
-        .into_bytes()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -166,18 +155,23 @@ mod tests {
         assert!(
             KeyRing::new(
                 Algorithm::HS256,
-                &random_secret(),
+                &crate::crypto::random_secret(),
                 &[b"old".to_vec()],
                 false
             )
             .is_err()
         );
         assert!(
-            KeyRing::new(Algorithm::HS256, &random_secret(), &[], false)
-                .unwrap()
-                .jwks()
-                .keys
-                .is_empty()
+            KeyRing::new(
+                Algorithm::HS256,
+                &crate::crypto::random_secret(),
+                &[],
+                false
+            )
+            .unwrap()
+            .jwks()
+            .keys
+            .is_empty()
         );
     }
 }

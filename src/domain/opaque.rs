@@ -5,15 +5,12 @@
 use std::{sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
-use hmac::{KeyInit, Mac};
-use rand::RngExt;
-use sha2::Sha256;
-use subtle::ConstantTimeEq;
 use uuid::Uuid;
+
+use crate::crypto::{MacKey, ct_eq, random_hex, sha256_hex};
 
 use super::{
     DomainError, StoreError,
-    tokens::sha256_hex,
     users::{User, UserService},
 };
 
@@ -63,7 +60,8 @@ pub enum OpaqueError {
 pub struct OpaqueTokenService {
     store: Arc<dyn OpaqueTokenStore>,
     users: Arc<UserService>,
-    secret: Vec<u8>,
+    /// Derives one-key-per-user keys.
+    secret: MacKey,
     rules: OpaqueRules,
 }
 
@@ -77,7 +75,7 @@ impl OpaqueTokenService {
     pub fn new(
         store: Arc<dyn OpaqueTokenStore>,
         users: Arc<UserService>,
-        secret: Vec<u8>,
+        secret: MacKey,
         rules: OpaqueRules,
     ) -> Self {
         Self {
@@ -134,9 +132,7 @@ impl OpaqueTokenService {
             for row in self.store.for_user(user.id).await? {
                 let key = self.derive(user.id, &row.nonce);
                 let usable = row.expires_at.is_none_or(|e| e > now);
-                if usable
-                    && bool::from(sha256_hex(&key).as_bytes().ct_eq(row.key_sha256.as_bytes()))
-                {
+                if usable && ct_eq(sha256_hex(&key).as_bytes(), row.key_sha256.as_bytes()) {
                     return Ok(key);
                 }
                 // Expired, or derived with another secret: replace it.
@@ -203,23 +199,7 @@ impl OpaqueTokenService {
     }
 
     fn derive(&self, user: Uuid, nonce: &str) -> String {
-        // HMAC accepts keys of any length: new_from_slice cannot fail for it.
-        let Ok(mut mac) = hmac::Hmac::<Sha256>::new_from_slice(&self.secret) else {
-            return random_hex(20);
-        };
-        mac.update(user.as_bytes());
-        mac.update(nonce.as_bytes());
-        mac.finalize().into_bytes()[..20]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        self.secret
+            .mac_hex(&[user.as_bytes(), nonce.as_bytes()], 20)
     }
-}
-
-/// `bytes` random bytes from rand's OS-seeded CSPRNG, as lowercase hex (DRF: 20 bytes, 160 bits).
-pub fn random_hex(bytes: usize) -> String {
-    let mut rng = rand::rng();
-    (0..bytes)
-        .map(|_| format!("{:02x}", rng.random::<u8>()))
-        .collect()
 }

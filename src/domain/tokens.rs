@@ -5,9 +5,10 @@ use std::{sync::Arc, time::Duration};
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
 use tessera_verify::Policy;
 use uuid::Uuid;
+
+use crate::crypto::{new_family, new_jti, sha256_hex};
 
 use super::{
     DomainError,
@@ -149,7 +150,7 @@ impl TokenService {
             self.users.record_login(&mut user).await?;
         }
         let extra = self.access_claims(&user).await?;
-        let (pair, row) = self.mint(user.id, &extra, Uuid::new_v4(), None, Utc::now())?;
+        let (pair, row) = self.mint(user.id, &extra, new_family(), None, Utc::now())?;
         self.ledger.record(&row).await?;
         Ok(pair)
     }
@@ -343,7 +344,7 @@ impl TokenService {
             TokenType::Refresh => self.rules.refresh_lifetime,
         };
         let expires_at = now + lifetime;
-        let jti = Uuid::new_v4().simple().to_string();
+        let jti = new_jti();
         let mut header = Map::new();
         header.insert("alg".into(), format!("{:?}", self.keys.algorithm).into());
         if let Some(kid) = self.keys.signing_kid() {
@@ -432,7 +433,7 @@ impl TokenService {
         let row = OutstandingToken {
             jti: claims.jti.clone(),
             user_id: user,
-            family: Uuid::new_v4(),
+            family: new_family(),
             parent_jti: None,
             access_jti: String::new(),
             access_expires_at: now,
@@ -500,11 +501,4 @@ impl TokenService {
             Some(user) => Ok(user),
         }
     }
-}
-
-pub fn sha256_hex(text: &str) -> String {
-    Sha256::digest(text.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }

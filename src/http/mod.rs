@@ -171,7 +171,7 @@ async fn observe<E: Endpoint>(ep: std::sync::Arc<E>, req: Request) -> Response {
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_graphic()))
         .map(str::to_owned)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+        .unwrap_or_else(crate::crypto::new_request_id);
     let method = req.method().to_string();
     let path = req.uri().path().to_owned();
     let user_agent = req

@@ -132,10 +132,7 @@ async fn the_database_holds_only_a_hash_of_the_key(backend: Backend) {
         !row.contains(&key),
         "the key itself is stored nowhere: {row}"
     );
-    assert_eq!(
-        rows[0].key_sha256,
-        tessera::domain::tokens::sha256_hex(&key)
-    );
+    assert_eq!(rows[0].key_sha256, tessera::crypto::sha256_hex(&key));
 }
 
 async fn login_failures_answer_non_field_errors(backend: Backend) {
