@@ -1,5 +1,6 @@
 //! Micro-benchmarks of the token hot path: issuing a token and verifying one (signature + claims).
 //! `cargo bench --bench tokens`
+#![allow(clippy::expect_used)] // a benchmark that cannot set up has nothing to measure
 use std::collections::HashMap;
 
 use criterion::{Criterion, criterion_group, criterion_main};

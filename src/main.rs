@@ -2,15 +2,12 @@
 use std::{io::Write, process::ExitCode};
 
 use clap::{Parser, Subcommand};
+use tessera::audit::{AuditLayer, AuditRecord};
 use tessera::{
     AppState, Application, Settings, StartError,
     domain::{DomainError, groups::Actor, users::Registration},
     settings::LogFormat,
     store::database,
-};
-use tessera::{
-    audit::{AuditLayer, spawn_writer},
-    store::audit::{AuditRecord, SqlAuditLog},
 };
 use tokio::sync::mpsc;
 use tracing_subscriber::EnvFilter;
@@ -130,31 +127,21 @@ async fn run(
     command: Command,
     settings: Settings,
     audit: Option<mpsc::Receiver<AuditRecord>>,
-) -> Result<(), String> {
-    let fail = |e: StartError| e.to_string();
+) -> Result<(), CliError> {
     match command {
         Command::Serve => {
-            let retention = settings.audit.retention;
-            let app = Application::build(settings).await.map_err(fail)?;
-            if let Some(receiver) = audit {
-                spawn_writer(
-                    receiver,
-                    SqlAuditLog::new(app.state().database.clone()),
-                    retention,
-                );
+            let app = Application::build(settings).await?;
+            if let Some(events) = audit {
+                app.keep_audit_events(events);
             }
             if let Some(addr) = app.local_addr() {
                 tracing::info!(%addr, "serving; docs at http://{addr}/docs");
             }
-            app.run_until(shutdown_signal())
-                .await
-                .map_err(|e| e.to_string())
+            Ok(app.run_until(shutdown_signal()).await?)
         }
         Command::Migrate => {
-            let db = database::connect(&settings.database)
-                .await
-                .map_err(|e| e.to_string())?;
-            database::migrate(&db).await.map_err(|e| e.to_string())?;
+            let db = database::connect(&settings.database).await?;
+            database::migrate(&db).await?;
             println!("migrations applied");
             Ok(())
         }
@@ -163,39 +150,34 @@ async fn run(
             email,
             no_input,
         } => {
-            let state = AppState::connect(settings).await.map_err(fail)?;
+            let state = AppState::connect(settings).await?;
             createsuperuser(&state, username, email, no_input).await
         }
         Command::Changepassword { username } => {
-            let state = AppState::connect(settings).await.map_err(fail)?;
+            let state = AppState::connect(settings).await?;
             let mut user = user_named(&state, &username).await?;
             let password = prompt_password_twice()?;
-            state
-                .users
-                .set_password(&mut user, &password)
-                .await
-                .map_err(explain)?;
+            state.users.set_password(&mut user, &password).await?;
             println!("Password changed successfully for user '{username}'");
             Ok(())
         }
         Command::CreateToken { username, reset } => {
-            let state = AppState::connect(settings).await.map_err(fail)?;
+            let state = AppState::connect(settings).await?;
             let user = user_named(&state, &username).await?;
             let key = state
                 .opaque
                 .key_for(&user, "tessera create-token", reset)
-                .await
-                .map_err(explain)?;
+                .await?;
             println!("Generated token {key} for user {username}");
             Ok(())
         }
         Command::Group { command } => {
-            let state = AppState::connect(settings).await.map_err(fail)?;
-            group(&state, command).await.map_err(explain)
+            let state = AppState::connect(settings).await?;
+            Ok(group(&state, command).await?)
         }
         Command::FlushExpiredTokens => {
-            let state = AppState::connect(settings).await.map_err(fail)?;
-            let removed = state.tokens.prune().await.map_err(explain)?;
+            let state = AppState::connect(settings).await?;
+            let removed = state.tokens.prune().await?;
             println!("{removed} expired token records deleted");
             Ok(())
         }
@@ -209,11 +191,12 @@ async fn createsuperuser(
     username: Option<String>,
     email: Option<String>,
     no_input: bool,
-) -> Result<(), String> {
+) -> Result<(), CliError> {
     let (username, email, password) = if no_input {
-        let username = username.ok_or("--username is required with --no-input")?;
-        let password = std::env::var("TESSERA_SUPERUSER_PASSWORD")
-            .map_err(|_| "TESSERA_SUPERUSER_PASSWORD must be set with --no-input")?;
+        let username = username.ok_or(CliError::Usage("--username is required with --no-input"))?;
+        let password = std::env::var("TESSERA_SUPERUSER_PASSWORD").map_err(|_| {
+            CliError::Usage("TESSERA_SUPERUSER_PASSWORD must be set with --no-input")
+        })?;
         (username, email.unwrap_or_default(), password)
     } else {
         let username = match username {
@@ -236,8 +219,7 @@ async fn createsuperuser(
             is_superuser: true,
             is_active: true,
         })
-        .await
-        .map_err(explain)?;
+        .await?;
     println!("Superuser '{}' created (id {}).", user.username, user.id);
     Ok(())
 }
@@ -279,7 +261,7 @@ async fn group(state: &AppState, command: GroupCommand) -> Result<(), DomainErro
 }
 
 /// A bare HTTP/1.0 GET of /health/ready on the configured port (no curl in the image).
-fn healthcheck(bind: std::net::SocketAddr) -> Result<(), String> {
+fn healthcheck(bind: std::net::SocketAddr) -> Result<(), CliError> {
     use std::{io::Read, net::TcpStream, time::Duration};
     let ip = if bind.ip().is_unspecified() {
         std::net::Ipv4Addr::LOCALHOST.into()
@@ -287,59 +269,72 @@ fn healthcheck(bind: std::net::SocketAddr) -> Result<(), String> {
         bind.ip()
     };
     let addr = std::net::SocketAddr::new(ip, bind.port());
-    let mut stream =
-        TcpStream::connect_timeout(&addr, Duration::from_secs(2)).map_err(|e| e.to_string())?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(3)))
-        .map_err(|e| e.to_string())?;
-    stream
-        .write_all(b"GET /health/ready HTTP/1.0\r\nHost: localhost\r\n\r\n")
-        .map_err(|e| e.to_string())?;
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    stream.set_read_timeout(Some(Duration::from_secs(3)))?;
+    stream.write_all(b"GET /health/ready HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
     let mut head = [0u8; 12];
-    stream.read_exact(&mut head).map_err(|e| e.to_string())?;
+    stream.read_exact(&mut head)?;
     if head.ends_with(b" 200") {
         Ok(())
     } else {
-        Err(format!("not ready: {}", String::from_utf8_lossy(&head)))
+        Err(CliError::NotReady(
+            String::from_utf8_lossy(&head).into_owned(),
+        ))
     }
 }
 
 async fn user_named(
     state: &AppState,
     username: &str,
-) -> Result<tessera::domain::users::User, String> {
+) -> Result<tessera::domain::users::User, CliError> {
     state
         .users
         .named(username)
-        .await
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| format!("user '{username}' does not exist"))
+        .await?
+        .ok_or_else(|| CliError::NoSuchUser(username.to_owned()))
 }
 
-fn prompt(label: &str) -> Result<String, String> {
+fn prompt(label: &str) -> Result<String, CliError> {
     print!("{label}");
-    std::io::stdout().flush().map_err(|e| e.to_string())?;
+    std::io::stdout().flush()?;
     let mut line = String::new();
-    std::io::stdin()
-        .read_line(&mut line)
-        .map_err(|e| e.to_string())?;
+    std::io::stdin().read_line(&mut line)?;
     Ok(line.trim().to_owned())
 }
 
-fn prompt_password_twice() -> Result<String, String> {
-    let first = rpassword::prompt_password("Password: ").map_err(|e| e.to_string())?;
-    let second = rpassword::prompt_password("Password (again): ").map_err(|e| e.to_string())?;
+fn prompt_password_twice() -> Result<String, CliError> {
+    let first = rpassword::prompt_password("Password: ")?;
+    let second = rpassword::prompt_password("Password (again): ")?;
     if first != second {
-        return Err("Error: Your passwords didn't match.".into());
+        return Err(CliError::Usage("Error: Your passwords didn't match."));
     }
     Ok(first)
 }
 
+/// Why a command failed, as one line (or one line per field error) for the operator.
+#[derive(Debug, thiserror::Error)]
+enum CliError {
+    #[error(transparent)]
+    Start(#[from] StartError),
+    #[error("{}", explain(.0))]
+    Domain(#[from] DomainError),
+    #[error(transparent)]
+    Store(#[from] tessera::domain::StoreError),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error("user '{0}' does not exist")]
+    NoSuchUser(String),
+    #[error("not ready: {0}")]
+    NotReady(String),
+    #[error("{0}")]
+    Usage(&'static str),
+}
+
 /// Field errors as lines an operator can read.
-fn explain(e: DomainError) -> String {
+fn explain(e: &DomainError) -> String {
     match e {
         DomainError::Invalid(errors) => errors
-            .into_iter()
+            .iter()
             .map(|(field, messages)| format!("{field}: {}", messages.join(" ")))
             .collect::<Vec<_>>()
             .join("\n"),

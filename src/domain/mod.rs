@@ -1,18 +1,18 @@
 //! The rules, and the small traits they need from storage. No HTTP, no SQL, no Redis here.
-pub mod account_tokens;
+pub(crate) mod account_tokens;
 pub mod accounts;
 pub mod groups;
 pub mod health;
-pub mod keys;
-pub mod mail;
+pub(crate) mod keys;
+pub(crate) mod mail;
 pub mod opaque;
-pub mod passwords;
-pub mod revocation;
+pub(crate) mod passwords;
+pub(crate) mod revocation;
 pub mod roles;
 pub mod throttle;
 pub mod tokens;
 pub mod users;
-pub mod validation;
+pub(crate) mod validation;
 
 use std::collections::BTreeMap;
 

@@ -1,13 +1,13 @@
 //! Persistence adapters: sea-orm (and later Redis) behind the domain's traits.
-pub mod audit;
+pub(crate) mod audit;
 pub mod database;
 pub mod entities;
-pub mod groups;
-pub mod opaque;
-pub mod redis_conn;
-pub mod revocation;
-pub mod throttle;
-pub mod tokens;
+pub(crate) mod groups;
+pub(crate) mod opaque;
+pub(crate) mod redis_conn;
+pub(crate) mod revocation;
+pub(crate) mod throttle;
+pub(crate) mod tokens;
 pub mod users;
 
 use sea_orm::{DbErr, RuntimeErr, SqlErr};

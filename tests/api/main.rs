@@ -1,5 +1,5 @@
 //! Black-box HTTP tests: one test binary (a link per binary is costly here), one module per area.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 #[macro_use]
 mod helpers;

@@ -6,11 +6,14 @@ use crate::VerifyError;
 /// The `token_type` claim's two values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenType {
+    /// Sent as Bearer to services.
     Access,
+    /// Exchanged at Tessera for new access tokens.
     Refresh,
 }
 
 impl TokenType {
+    /// The claim's value: `access` or `refresh`.
     pub fn as_str(self) -> &'static str {
         match self {
             TokenType::Access => "access",
@@ -23,18 +26,27 @@ impl TokenType {
 /// puts them in access tokens; `raw` holds every claim as sent.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Claims {
+    /// The token type claim.
     pub token_type: TokenType,
+    /// Expiry, seconds since the epoch.
     pub exp: i64,
+    /// Issue time, seconds since the epoch.
     pub iat: Option<i64>,
+    /// The token's id (what revocation lists name).
     pub jti: String,
     /// The user id claim as text (a UUID for Tessera; a number from a Django service is kept).
     pub user_id: Option<String>,
+    /// The username, when `[jwt.claims] username` puts it in.
     pub username: Option<String>,
+    /// The email address, when `[jwt.claims] email` puts it in.
     pub email: Option<String>,
     /// Group names; empty when the token carries none.
     pub groups: Vec<String>,
+    /// Django's is_staff; false when the token does not say.
     pub is_staff: bool,
+    /// Django's is_superuser; false when the token does not say.
     pub is_superuser: bool,
+    /// Every claim as sent.
     pub raw: Map<String, Value>,
 }
 

@@ -21,12 +21,16 @@ pub struct Policy {
     pub audience: Option<String>,
     /// Clock skew allowed on `exp`, `nbf` and `iat`.
     pub leeway: Duration,
+    /// SimpleJWT's USER_ID_CLAIM.
     pub user_id_claim: String,
+    /// SimpleJWT's TOKEN_TYPE_CLAIM.
     pub token_type_claim: String,
+    /// SimpleJWT's JTI_CLAIM.
     pub jti_claim: String,
 }
 
 impl Policy {
+    /// SimpleJWT's defaults with `algorithm` pinned: no issuer, no audience, no leeway.
     pub fn new(algorithm: Algorithm) -> Self {
         Self {
             algorithm,
@@ -42,7 +46,9 @@ impl Policy {
 
 /// A key tokens may be signed with, named by its `kid` (asymmetric keys) or not (HMAC secrets).
 pub struct Key {
+    /// The key id tokens name in their header.
     pub kid: Option<String>,
+    /// The verifying key.
     pub key: DecodingKey,
 }
 
@@ -53,6 +59,7 @@ pub struct KeySet {
 }
 
 impl KeySet {
+    /// A set of these keys.
     pub fn new(keys: Vec<Key>) -> Self {
         Self { keys }
     }
@@ -94,10 +101,12 @@ impl KeySet {
         self.keys.iter().filter(move |k| k.kid.as_deref() == kid)
     }
 
+    /// How many keys the set holds.
     pub fn len(&self) -> usize {
         self.keys.len()
     }
 
+    /// Whether the set holds no key.
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
     }
@@ -183,7 +192,8 @@ pub fn decode(
     .with_facts()
 }
 
-/// The `kid` header of a token, if it has a readable one.
+/// The `kid` header of a token, if it has a readable one (JWKS keys are looked up by it).
+#[cfg(feature = "jwks")]
 pub(crate) fn kid_of(token: &str) -> Option<String> {
     jsonwebtoken::decode_header(token).ok()?.kid
 }

@@ -13,6 +13,7 @@ pub struct VerifyAccess {
 }
 
 impl VerifyAccess {
+    /// Requires a valid access token verified by `verifier`.
     pub fn new(verifier: Arc<Verifier>) -> Self {
         Self {
             verifier,

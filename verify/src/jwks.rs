@@ -48,6 +48,7 @@ pub struct Jwks {
 }
 
 impl Jwks {
+    /// Keys fetched from `url` (Tessera's `/.well-known/jwks.json`) when first needed.
     pub fn new(
         url: impl Into<String>,
         algorithm: Algorithm,

@@ -13,7 +13,8 @@
 //! Features: `jwks` (default) fetches and caches keys from a URL; `poem` adds a middleware and
 //! extractor; `tower` adds a layer for axum and other tower services. Revocation is not checked offline: keep
 //! access tokens short-lived (Tessera's default is 5 minutes).
-#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![deny(missing_docs)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 mod claims;
 mod decode;
@@ -43,18 +44,25 @@ pub use verifier::Verifier;
 /// Why a token is refused. The messages are SimpleJWT's, as Tessera answers them.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum VerifyError {
+    /// Not a JWT, a bad signature, a refused header or algorithm, or a claim of the wrong type.
     #[error("Token is invalid")]
     Invalid,
+    /// `exp` has passed (beyond the leeway).
     #[error("Token is expired")]
     Expired,
+    /// No token type claim.
     #[error("Token has no type")]
     NoType,
+    /// An access token where a refresh token was expected, or the reverse.
     #[error("Token has wrong type")]
     WrongType,
+    /// No `jti`.
     #[error("Token has no id")]
     NoId,
+    /// A required claim (`exp`, `iss`, `aud`) is missing.
     #[error("Token has no '{0}' claim")]
     MissingClaim(&'static str),
+    /// No user id claim.
     #[error("Token contained no recognizable user identification")]
     NoUser,
     /// The JWKS could not be fetched and no earlier copy is cached.

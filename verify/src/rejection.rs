@@ -6,7 +6,9 @@ use crate::{BearerError, VerifyError};
 /// An HTTP refusal: status, JSON body, and whether it carries `WWW-Authenticate`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rejection {
+    /// The HTTP status: 401, 403 or 503.
     pub status: u16,
+    /// The JSON body.
     pub body: Value,
 }
 
