@@ -335,6 +335,27 @@ impl TestApp {
         row.try_get("", "password").unwrap()
     }
 
+    /// A connection to this app's Redis (PostgreSQL+Redis backend only).
+    pub async fn redis(&self) -> redis::aio::MultiplexedConnection {
+        assert!(self.redis_prefix.is_some(), "this app has no Redis");
+        let client = redis::Client::open(redis_url()).unwrap();
+        client.get_multiplexed_async_connection().await.unwrap()
+    }
+
+    /// This app's Redis keys, sorted, without the app's prefix.
+    pub async fn redis_keys(&self) -> Vec<String> {
+        let prefix = self.redis_prefix.as_deref().expect("this app has no Redis");
+        let mut keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{prefix}*"))
+            .query_async(&mut self.redis().await)
+            .await
+            .unwrap();
+        keys.sort();
+        keys.into_iter()
+            .map(|k| k[prefix.len()..].to_owned())
+            .collect()
+    }
+
     /// Deletes this app's Redis keys, as a FLUSHALL or a restart without persistence would.
     pub async fn flush_redis(&self) {
         let Some(prefix) = &self.redis_prefix else {
@@ -403,4 +424,20 @@ pub async fn me(app: &TestApp, authorization: &str) -> (StatusCode, Value) {
 /// The path of a test key file in tests/api/keys.
 pub fn key(name: &str) -> String {
     format!("{}/tests/api/keys/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Polls `check` every 50 ms until it holds; fails after `within`.
+pub async fn eventually<F, Fut>(within: std::time::Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not within {within:?}: {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
