@@ -421,6 +421,21 @@ pub async fn me(app: &TestApp, authorization: &str) -> (StatusCode, Value) {
     .await
 }
 
+/// A request as `who` (Basic credentials), with an optional JSON body.
+pub async fn call(
+    app: &TestApp,
+    who: &TestUser,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut request = who.auth(app.request(method, path));
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    answer(request.send().await.unwrap()).await
+}
+
 /// The path of a test key file in tests/api/keys.
 pub fn key(name: &str) -> String {
     format!("{}/tests/api/keys/{name}", env!("CARGO_MANIFEST_DIR"))
