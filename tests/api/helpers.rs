@@ -456,3 +456,110 @@ where
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+/// The `tessera` binary serving in a child process on a port it picked itself (bind
+/// 127.0.0.1:0, address read from its "serving" log line: no port is released and reused), with
+/// its stderr collected. Killed when dropped.
+pub struct ServerProcess {
+    pub child: std::process::Child,
+    /// `http://127.0.0.1:PORT`
+    pub base: String,
+    log: std::sync::Arc<std::sync::Mutex<String>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ServerProcess {
+    /// Runs `command` (the tessera binary with its settings) on 127.0.0.1:0 and waits (at most
+    /// 30 s) for it to serve. The log level is `info` unless the command sets one.
+    pub fn start(mut command: std::process::Command) -> Self {
+        use std::io::BufRead;
+        command
+            .env("TESSERA__SERVER__BIND", "127.0.0.1:0")
+            .stderr(std::process::Stdio::piped());
+        if !command.get_envs().any(|(k, _)| k == "TESSERA__LOG__LEVEL") {
+            command.env("TESSERA__LOG__LEVEL", "info");
+        }
+        let mut child = command.spawn().expect("the tessera binary starts");
+        let stderr = child.stderr.take().unwrap();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let (found, address) = std::sync::mpsc::channel::<String>();
+        let reader = std::thread::spawn({
+            let log = log.clone();
+            move || {
+                let mut found = Some(found);
+                for line in std::io::BufReader::new(stderr).lines() {
+                    let Ok(line) = line else { break };
+                    if line.contains("serving; docs at http://") {
+                        let start = line.find("http://").unwrap() + "http://".len();
+                        let len = line[start..].find("/docs").unwrap_or(0);
+                        if let Some(sender) = found.take() {
+                            let _ = sender.send(line[start..start + len].to_owned());
+                        }
+                    }
+                    let mut log = log.lock().unwrap();
+                    log.push_str(&line);
+                    log.push('\n');
+                }
+            }
+        });
+        let addr = match address.recv_timeout(std::time::Duration::from_secs(30)) {
+            Ok(addr) => addr,
+            Err(e) => {
+                let _ = child.kill();
+                panic!(
+                    "tessera did not report serving ({e}): {}",
+                    log.lock().unwrap()
+                );
+            }
+        };
+        Self {
+            child,
+            base: format!("http://{addr}"),
+            log,
+            reader: Some(reader),
+        }
+    }
+
+    /// Sends SIGTERM.
+    pub fn terminate(&self) {
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -TERM");
+    }
+
+    /// The exit status, if the process exits within `within`.
+    pub async fn exited_within(
+        &mut self,
+        within: std::time::Duration,
+    ) -> Option<std::process::ExitStatus> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Its stderr so far; once it has exited, all of it.
+    pub fn log(&mut self) -> String {
+        if self.child.try_wait().unwrap().is_some()
+            && let Some(reader) = self.reader.take()
+        {
+            let _ = reader.join();
+        }
+        self.log.lock().unwrap().clone()
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
