@@ -3,7 +3,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::{
-    helpers::{Backend, PASSWORD, TestApp, TestUser, answer},
+    helpers::{Backend, PASSWORD, TestApp, TestUser, answer, post},
     smtp_sink::SmtpSink,
 };
 
@@ -39,10 +39,6 @@ async fn app_with_mail(backend: Backend, extra: &[(&str, &str)]) -> (TestApp, Sm
     (TestApp::spawn_with(backend, &settings).await, sink)
 }
 
-async fn post(app: &TestApp, path: &str, body: Value) -> (StatusCode, Value) {
-    answer(app.post_json(path, body).await).await
-}
-
 async fn post_as(app: &TestApp, user: &TestUser, path: &str, body: Value) -> (StatusCode, Value) {
     answer(
         user.auth(app.request(Method::POST, path))
@@ -61,6 +57,37 @@ async fn jwt_login(app: &TestApp, username: &str, password: &str) -> StatusCode 
     )
     .await
     .status()
+}
+
+/// Proves no mail beyond the first `sent` was queued so far, without waiting a margin: the queue
+/// is delivered in order by one worker, so a mail queued now for a fresh user (its activation
+/// mail, or a password reset) must arrive as message `sent + 1`.
+async fn no_mail_beyond(app: &TestApp, sink: &SmtpSink, sent: usize) {
+    let sentinel = app.register("sentinel").await;
+    let address = format!("{}@example.com", sentinel.username);
+    let store = app.app_state.users.store();
+    let mut row = store
+        .by_id(sentinel.id.parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    if !row.is_active {
+        row.is_active = true;
+        store.update(&row).await.unwrap();
+    }
+    let (status, _) = post(
+        app,
+        "/auth/users/reset_password/",
+        json!({"email": address}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let next = sink.message(sent + 1).await;
+    assert!(
+        next.contains(&address),
+        "message #{} is the sentinel's, nothing came before it: {next}",
+        sent + 1
+    );
 }
 
 async fn register_activate_then_log_in(backend: Backend) {
@@ -153,8 +180,7 @@ async fn register_activate_then_log_in(backend: Backend) {
         .0,
         StatusCode::NO_CONTENT
     );
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    assert_eq!(sink.count(), 2);
+    no_mail_beyond(&app, &sink, 2).await;
 }
 
 async fn activation_errors_and_purpose_binding(backend: Backend) {
@@ -388,8 +414,7 @@ async fn reset_password_reveals_no_unknown_email_unless_configured(backend: Back
             json!({"email": ["Enter a valid email address."]})
         )
     );
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    assert_eq!(sink.count(), 0);
+    no_mail_beyond(&app, &sink, 0).await;
     let (app, _) = app_with_mail(
         backend,
         &[(
@@ -416,7 +441,9 @@ async fn reset_password_reveals_no_unknown_email_unless_configured(backend: Back
 async fn set_password_checks_and_logs_out_everywhere(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let mut user = app.register("changer").await;
-    let (access, _) = app.login(&user).await;
+    let (access, refresh) = app.login(&user).await;
+    // Another session (another device) of the same user.
+    let (other_access, other_refresh) = app.login(&user).await;
     let (status, body) = post_as(
         &app,
         &user,
@@ -461,6 +488,26 @@ async fn set_password_checks_and_logs_out_everywhere(backend: Backend) {
         StatusCode::UNAUTHORIZED,
         "logout_on_password_change"
     );
+    let response = app
+        .request(Method::GET, "/auth/users/me/")
+        .bearer_auth(&other_access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        StatusCode::UNAUTHORIZED,
+        "the other session's access token"
+    );
+    // No session can mint new access tokens either.
+    for (session, refresh) in [("this", &refresh), ("the other", &other_refresh)] {
+        let (status, body) = post(&app, "/api/token/refresh/", json!({"refresh": refresh})).await;
+        assert_eq!(
+            (status, body["code"].clone()),
+            (StatusCode::UNAUTHORIZED, json!("token_not_valid")),
+            "{session} session's refresh token: {body}"
+        );
+    }
     user.password = NEW_PASSWORD.into();
     assert_eq!(
         jwt_login(&app, &user.username, NEW_PASSWORD).await,
@@ -827,14 +874,25 @@ async fn templates_can_be_overridden_and_a_dead_mail_server_blocks_nothing(backe
         "{mail}"
     );
 
-    // Nothing listens on port 9: delivery fails in the background, the answer does not wait.
+    // A mail server that accepts connections and never says a word (no SMTP greeting): the
+    // delivery hangs in the background until its timeout, the answer does not wait for it.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_port = silent.local_addr().unwrap().port().to_string();
+    let (accepted_tx, mut accepted) = tokio::sync::mpsc::unbounded_channel();
+    let _silent_server = AbortOnDrop(tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = silent.accept().await {
+            held.push(stream);
+            let _ = accepted_tx.send(());
+        }
+    }));
     let dead = TestApp::spawn_with(
         backend,
         &[
             ("TESSERA__ACCOUNTS__SEND_ACTIVATION_EMAIL", "true"),
             ("TESSERA__EMAIL__BACKEND", "smtp"),
             ("TESSERA__EMAIL__SMTP_HOST", "127.0.0.1"),
-            ("TESSERA__EMAIL__SMTP_PORT", "9"),
+            ("TESSERA__EMAIL__SMTP_PORT", silent_port.as_str()),
             ("TESSERA__EMAIL__SMTP_SECURITY", "none"),
         ],
     )
@@ -852,4 +910,18 @@ async fn templates_can_be_overridden_and_a_dead_mail_server_blocks_nothing(backe
         "{:?}",
         started.elapsed()
     );
+    // The delivery did reach the silent server (so the answer above came while it hung).
+    tokio::time::timeout(std::time::Duration::from_secs(10), accepted.recv())
+        .await
+        .expect("the app connected to the mail server within 10 s")
+        .expect("the silent server is still running");
+}
+
+/// Aborts a background task when the test ends, even by a failed assertion.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }

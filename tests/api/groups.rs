@@ -1,8 +1,8 @@
 //! Staff-only groups and their members.
 use reqwest::{Method, StatusCode};
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::helpers::{Backend, TestApp, TestUser, answer};
+use crate::helpers::{Backend, TestApp, answer, call};
 
 on_every_backend!(
     groups_are_managed_by_staff_only,
@@ -11,20 +11,6 @@ on_every_backend!(
     by_default_tokens_carry_no_user_facts_even_for_members,
     deleting_a_user_removes_its_memberships_and_keys,
 );
-
-async fn call(
-    app: &TestApp,
-    who: &TestUser,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let mut request = who.auth(app.request(method, path));
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    answer(request.send().await.unwrap()).await
-}
 
 async fn groups_are_managed_by_staff_only(backend: Backend) {
     let app = TestApp::spawn(backend).await;
@@ -147,6 +133,91 @@ async fn groups_are_managed_by_staff_only(backend: Backend) {
             .await
             .0,
         StatusCode::NOT_FOUND
+    );
+
+    // Every group operation is refused to a user who is not staff, and changes nothing.
+    let bob = app.register("bob").await;
+    let members = "/auth/groups/manager/users/";
+    let (status, _) = call(
+        &app,
+        &admin,
+        Method::POST,
+        members,
+        Some(json!({"username": bob.username})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let state = || async {
+        (
+            call(&app, &admin, Method::GET, "/auth/groups/", None).await,
+            call(&app, &admin, Method::GET, "/auth/groups/manager/", None).await,
+            call(&app, &admin, Method::GET, members, None).await,
+        )
+    };
+    let before = state().await;
+    assert_eq!(
+        before.0,
+        (
+            StatusCode::OK,
+            json!([{"name": "manager", "description": "Approves"}])
+        )
+    );
+    let attempts = [
+        (Method::GET, "/auth/groups/", None),
+        (
+            Method::POST,
+            "/auth/groups/",
+            Some(json!({"name": "intruders"})),
+        ),
+        (Method::GET, "/auth/groups/manager/", None),
+        (
+            Method::PATCH,
+            "/auth/groups/manager/",
+            Some(json!({"description": "Hijacked"})),
+        ),
+        (
+            Method::PATCH,
+            "/auth/groups/manager/",
+            Some(json!({"name": "renamed"})),
+        ),
+        (Method::DELETE, "/auth/groups/manager/", None),
+        (Method::GET, members, None),
+        (
+            Method::POST,
+            members,
+            Some(json!({"username": alice.username})),
+        ),
+        (
+            Method::DELETE,
+            members,
+            Some(json!({"username": bob.username})),
+        ),
+        // A group that does not exist is refused the same way: no existence oracle.
+        (Method::GET, "/auth/groups/nope/", None),
+        (Method::DELETE, "/auth/groups/nope/", None),
+        (Method::GET, "/auth/groups/nope/users/", None),
+    ];
+    for (method, path, body) in attempts {
+        for who in [&alice, &bob] {
+            let label = format!("{method} {path} as {}", who.username);
+            assert_eq!(
+                call(&app, who, method.clone(), path, body.clone()).await,
+                (StatusCode::FORBIDDEN, forbidden.clone()),
+                "{label}"
+            );
+        }
+    }
+    assert_eq!(state().await, before, "nothing changed");
+    let (_, listed) = before.2;
+    assert_eq!(
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["username"].clone())
+            .collect::<Vec<_>>(),
+        vec![json!(bob.username)],
+        "bob alone is a member"
     );
 }
 

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use crate::{
     forge::{claims_of, header_segment},
-    helpers::{Backend, SIGNING_KEY, TestApp, answer, forge},
+    helpers::{Backend, SIGNING_KEY, TestApp, answer, eventually, forge, me, post},
 };
 
 on_every_backend!(
@@ -23,7 +23,6 @@ on_every_backend!(
     revoke_all_logs_the_caller_out_everywhere,
     refresh_tokens_minted_elsewhere_with_the_shared_key_start_a_family,
     refresh_of_a_deleted_or_inactive_user_is_refused,
-    revocations_survive_a_redis_flush,
     an_unreachable_redis_falls_back_to_sql_and_never_accepts_a_revoked_token,
     expired_records_are_pruned,
     issuer_audience_and_claim_names_follow_the_settings,
@@ -45,21 +44,6 @@ fn token(claims: Value) -> String {
 
 fn access_claims(user_id: &str) -> Value {
     json!({"token_type": "access", "exp": now() + 300, "iat": now(), "jti": uuid::Uuid::new_v4().simple().to_string(), "user_id": user_id})
-}
-
-async fn post(app: &TestApp, path: &str, body: Value) -> (StatusCode, Value) {
-    answer(app.post_json(path, body).await).await
-}
-
-async fn me(app: &TestApp, authorization: &str) -> (StatusCode, Value) {
-    answer(
-        app.request(Method::GET, "/auth/users/me/")
-            .header("Authorization", authorization)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await
 }
 
 fn invalid(message: &str) -> Value {
@@ -632,7 +616,7 @@ async fn revoke_all_logs_the_caller_out_everywhere(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let user = app.register("ivy").await;
     let (access1, refresh1) = app.login(&user).await;
-    let (access2, _) = app.login(&user).await;
+    let (access2, refresh2) = app.login(&user).await;
     let response = app
         .request(Method::POST, "/api/token/revoke_all/")
         .header("Authorization", format!("Bearer {access1}"))
@@ -646,11 +630,15 @@ async fn revoke_all_logs_the_caller_out_everywhere(backend: Backend) {
             StatusCode::UNAUTHORIZED
         );
     }
-    let (status, body) = post(&app, "/api/token/refresh/", json!({"refresh": refresh1})).await;
-    assert_eq!(
-        (status, body),
-        (StatusCode::UNAUTHORIZED, invalid("Token is blacklisted"))
-    );
+    // Every session's refresh token dies too, not only the caller's.
+    for (session, refresh) in [("the caller's", &refresh1), ("another", &refresh2)] {
+        let (status, body) = post(&app, "/api/token/refresh/", json!({"refresh": refresh})).await;
+        assert_eq!(
+            (status, body),
+            (StatusCode::UNAUTHORIZED, invalid("Token is blacklisted")),
+            "{session} session's refresh token"
+        );
+    }
     // A login right after the call is unaffected.
     let (access3, refresh3) = app.login(&user).await;
     assert_eq!(
@@ -727,37 +715,139 @@ async fn refresh_of_a_deleted_or_inactive_user_is_refused(backend: Backend) {
     );
 }
 
-async fn revocations_survive_a_redis_flush(backend: Backend) {
-    let app = TestApp::spawn(backend).await;
+/// On PostgreSQL+Redis, Redis answers revocation checks (an entry only Redis holds refuses a
+/// token), loses everything in a flush without a revoked token coming back (SQL answers
+/// meanwhile), and is rebuilt from SQL. SQLite has no Redis: the blacklist test covers it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revocations_survive_a_redis_flush() {
+    if !crate::helpers::postgres_available().await {
+        crate::helpers::skip(
+            "jwt::revocations_survive_a_redis_flush",
+            "PostgreSQL or Redis unreachable",
+        );
+        return;
+    }
+    let app = TestApp::spawn(Backend::Postgres).await;
+    let mut redis = app.redis().await;
     let user = app.register("liz").await;
     let (access, refresh) = app.login(&user).await;
+    let (spare, _) = app.login(&user).await;
+    let revoked = |token: &str| {
+        format!(
+            "revoked:{}",
+            claims_of(token)["jti"].as_str().expect("a jti")
+        )
+    };
+    let spare_key = format!(
+        "{}{}",
+        app.redis_prefix.as_deref().unwrap(),
+        revoked(&spare)
+    );
+    let me_status = |token: String| {
+        let app = &app;
+        async move { me(app, &format!("Bearer {token}")).await.0 }
+    };
+
+    // A fresh app answers from SQL and fills Redis in the background: its epoch marker appears.
+    assert_eq!(me_status(spare.clone()).await, StatusCode::OK);
+    eventually(
+        Duration::from_secs(10),
+        "Redis rebuilt at start",
+        || async { app.redis_keys().await.contains(&"epoch".to_owned()) },
+    )
+    .await;
+    // Redis is consulted: an entry written to Redis alone (SQL knows nothing of it) refuses the
+    // token, and removing it lets the token through again.
+    redis::cmd("SET")
+        .arg(&spare_key)
+        .arg(1)
+        .arg("EX")
+        .arg(60)
+        .query_async::<()>(&mut redis)
+        .await
+        .unwrap();
+    eventually(
+        Duration::from_secs(10),
+        "a Redis-only revocation refuses",
+        || {
+            let spare = spare.clone();
+            async { me_status(spare).await == StatusCode::UNAUTHORIZED }
+        },
+    )
+    .await;
+    redis::cmd("DEL")
+        .arg(&spare_key)
+        .query_async::<()>(&mut redis)
+        .await
+        .unwrap();
+    assert_eq!(me_status(spare.clone()).await, StatusCode::OK);
+
     assert_eq!(
         post(&app, "/api/token/blacklist/", json!({"refresh": refresh}))
             .await
             .0,
         StatusCode::OK
     );
+    let keys = app.redis_keys().await;
+    for token in [&refresh, &access] {
+        assert!(
+            keys.contains(&revoked(token)),
+            "the blacklist wrote {} to Redis: {keys:?}",
+            revoked(token)
+        );
+    }
+
     app.flush_redis().await;
+    assert_eq!(app.redis_keys().await, Vec::<String>::new(), "flushed");
     let (status, body) = post(&app, "/api/token/verify/", json!({"token": refresh})).await;
     assert_eq!(
         (status, body),
         (
             StatusCode::BAD_REQUEST,
             json!({"non_field_errors": ["Token is blacklisted"]})
-        )
+        ),
+        "Redis empty: SQL answers"
     );
-    assert_eq!(
-        me(&app, &format!("Bearer {access}")).await.0,
-        StatusCode::UNAUTHORIZED
-    );
-    // Rebuilt: the next checks are answered by Redis again, and still refuse.
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(me_status(access.clone()).await, StatusCode::UNAUTHORIZED);
+
+    // The loss was noticed and Redis rebuilt from SQL (checks keep arriving meanwhile: a rebuild
+    // is attempted at most once a second).
+    let wanted = [revoked(&refresh), revoked(&access), "epoch".to_owned()];
+    eventually(
+        Duration::from_secs(10),
+        "Redis rebuilt after the flush",
+        || async {
+            assert_eq!(me_status(access.clone()).await, StatusCode::UNAUTHORIZED);
+            let keys = app.redis_keys().await;
+            wanted.iter().all(|k| keys.contains(k))
+        },
+    )
+    .await;
     assert_eq!(
         post(&app, "/api/token/refresh/", json!({"refresh": refresh}))
             .await
             .0,
         StatusCode::UNAUTHORIZED
     );
+    assert_eq!(me_status(spare.clone()).await, StatusCode::OK);
+    // And Redis answers again, no longer SQL.
+    redis::cmd("SET")
+        .arg(&spare_key)
+        .arg(1)
+        .arg("EX")
+        .arg(60)
+        .query_async::<()>(&mut redis)
+        .await
+        .unwrap();
+    eventually(
+        Duration::from_secs(10),
+        "Redis consulted after the rebuild",
+        || {
+            let spare = spare.clone();
+            async { me_status(spare).await == StatusCode::UNAUTHORIZED }
+        },
+    )
+    .await;
 }
 
 async fn an_unreachable_redis_falls_back_to_sql_and_never_accepts_a_revoked_token(
@@ -915,6 +1005,10 @@ async fn refresh_without_rotation_answers_only_an_access_token(backend: Backend)
 #[tokio::test]
 async fn instances_starting_together_migrate_safely() {
     if !crate::helpers::postgres_available().await {
+        crate::helpers::skip(
+            "jwt::instances_starting_together_migrate_safely",
+            "PostgreSQL or Redis unreachable",
+        );
         return;
     }
     let url = crate::helpers::fresh_postgres_database().await;

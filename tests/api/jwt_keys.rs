@@ -4,7 +4,7 @@ use serde_json::{Value, json};
 
 use crate::{
     forge::{claims_of, header_segment},
-    helpers::{Backend, TestApp, answer, forge},
+    helpers::{Backend, TestApp, answer, forge, key},
 };
 
 on_every_backend!(
@@ -13,10 +13,6 @@ on_every_backend!(
     a_rotated_key_still_verifies_while_it_is_listed,
     hmac_signed_with_the_public_key_is_refused,
 );
-
-fn key(name: &str) -> String {
-    format!("{}/tests/api/keys/{name}", env!("CARGO_MANIFEST_DIR"))
-}
 
 async fn asymmetric(
     backend: Backend,

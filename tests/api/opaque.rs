@@ -2,9 +2,9 @@
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::helpers::{Backend, TestApp, TestUser, answer};
+use crate::helpers::{Backend, TestApp, TestUser, answer, me};
 
 on_every_backend!(
     login_returns_one_key_per_user_until_logout,
@@ -31,17 +31,6 @@ async fn token_login(app: &TestApp, user: &TestUser) -> String {
         "{key}"
     );
     key
-}
-
-async fn me(app: &TestApp, authorization: &str) -> (StatusCode, Value) {
-    answer(
-        app.request(Method::GET, "/auth/users/me/")
-            .header("Authorization", authorization)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await
 }
 
 async fn logout(app: &TestApp, authorization: &str) -> StatusCode {

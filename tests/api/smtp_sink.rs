@@ -62,10 +62,6 @@ impl SmtpSink {
         sink
     }
 
-    pub fn count(&self) -> usize {
-        self.messages.lock().unwrap().len()
-    }
-
     /// Waits for the `n`th message (1-based) and returns it with quoted-printable undone.
     pub async fn message(&self, n: usize) -> String {
         for _ in 0..100 {

@@ -26,7 +26,7 @@ use tessera_verify::{
 
 use crate::{
     forge::{claims_of, forge},
-    helpers::{Backend, SIGNING_KEY, TestApp, answer, client},
+    helpers::{Backend, SIGNING_KEY, TestApp, answer, client, key},
 };
 
 #[path = "../../examples/downstream/service.rs"]
@@ -44,10 +44,6 @@ const CLAIMS: [(&str, &str); 3] = [
     ("TESSERA__JWT__CLAIMS__USERNAME", "true"),
     ("TESSERA__JWT__CLAIMS__IS_STAFF", "true"),
 ];
-
-fn key(name: &str) -> String {
-    format!("{}/tests/api/keys/{name}", env!("CARGO_MANIFEST_DIR"))
-}
 
 /// A Tessera signing with `signing` (RS256), also accepting `verifying`, with group claims.
 async fn rs256(backend: Backend, signing: &str, verifying: Option<&str>) -> TestApp {
