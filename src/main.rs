@@ -155,9 +155,12 @@ async fn run(
         }
         Command::Changepassword { username } => {
             let state = AppState::connect(settings).await?;
-            let mut user = user_named(&state, &username).await?;
+            let user = user_named(&state, &username).await?;
             let password = prompt_password_twice()?;
-            state.users.set_password(&mut user, &password).await?;
+            state
+                .accounts
+                .set_password_as_operator(user, &password)
+                .await?;
             println!("Password changed successfully for user '{username}'");
             Ok(())
         }

@@ -6,6 +6,7 @@ mod m20261122_000002_create_jwt_tables;
 mod m20261122_000003_create_auth_tokens;
 mod m20261122_000004_create_audit_events;
 mod m20261122_000005_create_groups;
+mod m20261202_000006_add_credential_versions;
 
 /// The ordered list of Tessera's migrations.
 pub struct Migrator;
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000003_create_auth_tokens::Migration),
             Box::new(m20261122_000004_create_audit_events::Migration),
             Box::new(m20261122_000005_create_groups::Migration),
+            Box::new(m20261202_000006_add_credential_versions::Migration),
         ]
     }
 }

@@ -125,6 +125,7 @@ mod tests {
             is_superuser: false,
             date_joined: Utc::now(),
             last_login: None,
+            credential_version: 0,
         }
     }
 

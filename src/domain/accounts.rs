@@ -10,7 +10,7 @@ use super::{
     mail::{Email, EmailKind, Mailer},
     opaque::OpaqueTokenService,
     tokens::TokenService,
-    users::{Registration, User, UserService},
+    users::{Registration, User, UserChange, UserService},
     validation::email_errors,
 };
 
@@ -109,7 +109,7 @@ impl AccountService {
             return Err(AccountError::Stale.into());
         }
         self.check_token(Purpose::Activation, &user, token)?;
-        self.users.set_active(user.id, true).await?;
+        self.users.activate(user.id).await?;
         user.is_active = true;
         tracing::info!(target: "tessera::audit", user_id = %user.id, "account activated");
         if self.rules.send_confirmation_email {
@@ -260,13 +260,53 @@ impl AccountService {
         self.change_username(user, new_username).await
     }
 
-    async fn change_password(&self, mut user: User, new: &str) -> Result<(), DomainError> {
-        self.users.store_password(&mut user, new).await?;
-        tracing::info!(target: "tessera::audit", user_id = %user.id, "password changed");
+    /// Sets a new password after Django's validators pass (the operator's changepassword):
+    /// like every password change, it ends the user's sessions.
+    pub async fn set_password_as_operator(&self, user: User, new: &str) -> Result<(), DomainError> {
+        self.users.check_new_password(&user, new, "password")?;
+        self.change_password(user, new).await
+    }
+
+    /// Log out everywhere: every JWT and opaque key of `user` issued until now stops working.
+    pub async fn logout_everywhere(&self, user: Uuid) -> Result<(), DomainError> {
+        self.end_sessions(user, UserChange::default()).await?;
+        tracing::info!(target: "tessera::audit", user_id = %user, "logged out everywhere");
+        Ok(())
+    }
+
+    /// Deactivates an account and ends its sessions.
+    pub async fn deactivate(&self, user: Uuid) -> Result<(), DomainError> {
+        let change = UserChange {
+            is_active: Some(false),
+            ..UserChange::default()
+        };
+        self.end_sessions(user, change).await?;
+        tracing::info!(target: "tessera::audit", user_id = %user, "account deactivated");
+        Ok(())
+    }
+
+    /// The one path for changes that end every earlier session: the change and the bump of
+    /// the credential version in one statement (a login racing it mints under the old version
+    /// and is refused), then the opaque keys go and the per-user cut-off is set (it ends
+    /// tokens without a version claim, adopted from a Django service).
+    async fn end_sessions(&self, user: Uuid, mut change: UserChange) -> Result<(), DomainError> {
+        change.end_sessions = true;
+        self.users.apply(user, &change).await?;
+        self.opaque.revoke_all(user).await?;
+        self.tokens.revoke_all(user).await
+    }
+
+    async fn change_password(&self, user: User, new: &str) -> Result<(), DomainError> {
+        let change = UserChange {
+            password_hash: Some(self.users.hash_password(new).await?),
+            ..UserChange::default()
+        };
         if self.rules.logout_on_password_change {
-            self.opaque.revoke_all(user.id).await?;
-            self.tokens.revoke_all(user.id).await?;
+            self.end_sessions(user.id, change).await?;
+        } else {
+            self.users.apply(user.id, &change).await?;
         }
+        tracing::info!(target: "tessera::audit", user_id = %user.id, "password changed");
         if self.rules.password_changed_email_confirmation {
             self.mail(EmailKind::PasswordChanged, &user, None);
         }

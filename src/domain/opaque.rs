@@ -26,6 +26,9 @@ pub struct OpaqueToken {
     pub created_at: DateTime<Utc>,
     pub last_used_at: Option<DateTime<Utc>>,
     pub expires_at: Option<DateTime<Utc>>,
+    /// The user's credential version when the key was issued; a key from before the user's
+    /// current one is refused.
+    pub credential_version: i64,
 }
 
 #[async_trait::async_trait]
@@ -131,11 +134,12 @@ impl OpaqueTokenService {
         if !self.rules.multiple {
             for row in self.store.for_user(user.id).await? {
                 let key = self.derive(user.id, &row.nonce);
-                let usable = row.expires_at.is_none_or(|e| e > now);
+                let usable = row.expires_at.is_none_or(|e| e > now)
+                    && row.credential_version == user.credential_version;
                 if usable && ct_eq(sha256_hex(&key).as_bytes(), row.key_sha256.as_bytes()) {
                     return Ok(key);
                 }
-                // Expired, or derived with another secret: replace it.
+                // Expired, from before a credential change, or derived with another secret.
                 self.store.delete(&row.key_sha256).await?;
             }
         }
@@ -153,6 +157,8 @@ impl OpaqueTokenService {
             created_at: now,
             last_used_at: None,
             expires_at: self.rules.lifetime.map(|l| now + l),
+            // The version read with the password: a change that landed meanwhile outdates it.
+            credential_version: user.credential_version,
         };
         self.store.insert(&row).await?;
         Ok(key)
@@ -175,6 +181,12 @@ impl OpaqueTokenService {
             Some(user) if user.is_active => user,
             _ => return Err(OpaqueError::Inactive.into()),
         };
+        // Issued before the user's credentials changed (a login racing a password change):
+        // the key ends like the sessions the change ended.
+        if row.credential_version != user.credential_version {
+            self.store.delete(&hash).await?;
+            return Err(OpaqueError::Invalid.into());
+        }
         if row.last_used_at.is_none_or(|t| now - t >= TOUCH_EVERY) {
             self.store.touch(&hash, now).await?;
         }

@@ -72,6 +72,28 @@ fn user_of(claims: &Claims) -> Result<Uuid, TokenError> {
         .ok_or(VerifyError::NoUser.into())
 }
 
+/// The claim that carries the user's credential version (security stamp) in tokens Tessera
+/// mints. Tokens minted elsewhere (adopted from a Django service) have none and are ended by
+/// the per-user cut-off instead.
+pub const CREDENTIAL_VERSION_CLAIM: &str = "cv";
+
+/// The credential version a token was issued under; None for tokens without the claim.
+fn stamp_of(claims: &Claims) -> Result<Option<i64>, TokenError> {
+    match claims.raw.get(CREDENTIAL_VERSION_CLAIM) {
+        None => Ok(None),
+        Some(value) => value.as_i64().map(Some).ok_or(VerifyError::Invalid.into()),
+    }
+}
+
+/// Refuses a token issued under an older credential version than the user's: a login that
+/// raced a password change, logout everywhere or deactivation ends with the sessions it ended.
+fn check_stamp(claims: &Claims, user: &User) -> Result<(), TokenError> {
+    match stamp_of(claims)? {
+        Some(stamp) if stamp != user.credential_version => Err(TokenError::Blacklisted),
+        _ => Ok(()),
+    }
+}
+
 /// When a token's `exp` falls, as a timestamp for the ledger and the revocation list.
 fn expires_at(claims: &Claims) -> DateTime<Utc> {
     Utc.timestamp_opt(claims.exp, 0)
@@ -150,7 +172,7 @@ impl TokenService {
             self.users.record_login(&mut user).await?;
         }
         let extra = self.access_claims(&user).await?;
-        let (pair, row) = self.mint(user.id, &extra, new_family(), None, Utc::now())?;
+        let (pair, row) = self.mint(&user, &extra, new_family(), None, Utc::now())?;
         self.ledger.record(&row).await?;
         Ok(pair)
     }
@@ -164,8 +186,11 @@ impl TokenService {
         if !self.rules.rotate_refresh_tokens {
             self.ensure_not_revoked(&claims, Some(user_id)).await?;
             let user = self.active_user(user_id).await?;
+            check_stamp(&claims, &user)?;
             let extra = self.access_claims(&user).await?;
-            let (access, _, _) = self.encode_with(TokenType::Access, user_id, now, &extra)?;
+            let stamp = Some(user.credential_version);
+            let (access, _, _) =
+                self.encode_with(TokenType::Access, user_id, stamp, now, &extra)?;
             return Ok(Refreshed {
                 access,
                 refresh: None,
@@ -181,14 +206,10 @@ impl TokenService {
         }
         // Claims are rebuilt from the database on every refresh: a group change shows here.
         let user = self.active_user(user_id).await?;
+        check_stamp(&claims, &user)?;
         let extra = self.access_claims(&user).await?;
-        let (pair, child) = self.mint(
-            user_id,
-            &extra,
-            parent.family,
-            Some(parent.jti.clone()),
-            now,
-        )?;
+        let (pair, child) =
+            self.mint(&user, &extra, parent.family, Some(parent.jti.clone()), now)?;
         if parent.rotated_at.is_none() && self.ledger.rotate(&parent.jti, &child, now).await? {
             if self.rules.blacklist_after_rotation {
                 // The rotation is committed: the client must get its new pair even if this fails
@@ -235,7 +256,14 @@ impl TokenService {
     pub async fn verify(&self, token: &str) -> Result<(), DomainError> {
         let claims = self.decode(token, None)?;
         let user = user_of(&claims).ok();
-        self.ensure_not_revoked(&claims, user).await
+        self.ensure_not_revoked(&claims, user).await?;
+        // A stamped token of a known user must carry the user's current stamp.
+        if let (Some(_), Some(id)) = (stamp_of(&claims)?, user)
+            && let Some(user) = self.users.find(id).await?
+        {
+            check_stamp(&claims, &user)?;
+        }
+        Ok(())
     }
 
     /// Revokes a refresh token and the access token issued with it.
@@ -266,7 +294,9 @@ impl TokenService {
         let claims = self.decode(token, Some(TokenType::Access))?;
         let user_id = user_of(&claims)?;
         self.ensure_not_revoked(&claims, Some(user_id)).await?;
-        self.active_user(user_id).await
+        let user = self.active_user(user_id).await?;
+        check_stamp(&claims, &user)?;
+        Ok(user)
     }
 
     /// Revokes every token of `user` issued until now. Answers once the next whole second has
@@ -305,7 +335,7 @@ impl TokenService {
         user: Uuid,
         now: DateTime<Utc>,
     ) -> Result<(String, String, DateTime<Utc>), DomainError> {
-        self.encode_with(token_type, user, now, &Map::new())
+        self.encode_with(token_type, user, None, now, &Map::new())
     }
 
     /// The user facts `jwt.claims` asks for in access tokens; none by default.
@@ -336,6 +366,7 @@ impl TokenService {
         &self,
         token_type: TokenType,
         user: Uuid,
+        stamp: Option<i64>,
         now: DateTime<Utc>,
         extra: &Map<String, Value>,
     ) -> Result<(String, String, DateTime<Utc>), DomainError> {
@@ -371,6 +402,9 @@ impl TokenService {
         if let Some(iss) = &self.rules.issuer {
             field("iss", iss.clone().into());
         }
+        if let Some(stamp) = stamp {
+            field(CREDENTIAL_VERSION_CLAIM, stamp.into());
+        }
         if token_type == TokenType::Access {
             for (name, value) in extra {
                 field(name, value.clone());
@@ -394,20 +428,22 @@ impl TokenService {
     /// A new pair in `family`, and the ledger row describing its refresh token.
     fn mint(
         &self,
-        user: Uuid,
+        user: &User,
         extra: &Map<String, Value>,
         family: Uuid,
         parent_jti: Option<String>,
         now: DateTime<Utc>,
     ) -> Result<(TokenPair, OutstandingToken), DomainError> {
+        let stamp = Some(user.credential_version);
         let (access, access_jti, access_expires_at) =
-            self.encode_with(TokenType::Access, user, now, extra)?;
-        let (refresh, jti, expires_at) = self.encode(TokenType::Refresh, user, now)?;
+            self.encode_with(TokenType::Access, user.id, stamp, now, extra)?;
+        let (refresh, jti, expires_at) =
+            self.encode_with(TokenType::Refresh, user.id, stamp, now, &Map::new())?;
         metrics::counter!("tessera_tokens_issued_total", "kind" => if parent_jti.is_some() { "refresh" } else { "login" })
             .increment(1);
         let row = OutstandingToken {
             jti,
-            user_id: user,
+            user_id: user.id,
             family,
             parent_jti,
             access_jti,

@@ -282,7 +282,7 @@ impl JwtApi {
     /// Log out everywhere: revoke every token of the caller issued until now.
     #[oai(path = "/api/token/revoke_all/", method = "post")]
     async fn revoke_all(&self, state: Data<&AppState>, caller: Caller) -> Answer<Revoked> {
-        state.tokens.revoke_all(caller.user.id).await?;
+        state.accounts.logout_everywhere(caller.user.id).await?;
         Ok(Revoked::Revoked)
     }
 

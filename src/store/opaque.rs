@@ -35,6 +35,7 @@ fn to_domain(m: row::Model) -> OpaqueToken {
         created_at: m.created_at,
         last_used_at: m.last_used_at,
         expires_at: m.expires_at,
+        credential_version: m.credential_version,
     }
 }
 
@@ -49,6 +50,7 @@ impl OpaqueTokenStore for SqlOpaqueTokenStore {
             created_at: t.created_at,
             last_used_at: t.last_used_at,
             expires_at: t.expires_at,
+            credential_version: t.credential_version,
         };
         row::Entity::insert(model.into_active_model())
             .exec_without_returning(&self.db)

@@ -52,6 +52,7 @@ fn to_domain(m: user::Model) -> User {
         is_superuser: m.is_superuser,
         date_joined: m.date_joined,
         last_login: m.last_login,
+        credential_version: m.credential_version,
     }
 }
 
@@ -69,6 +70,7 @@ fn to_model(u: &User) -> user::Model {
         is_superuser: u.is_superuser,
         date_joined: u.date_joined,
         last_login: u.last_login,
+        credential_version: u.credential_version,
     }
 }
 
@@ -172,6 +174,12 @@ impl UserStore for SqlUserStore {
         }
         if let Some(at) = change.last_login {
             update = update.col_expr(user::Column::LastLogin, Expr::value(at));
+        }
+        if change.end_sessions {
+            update = update.col_expr(
+                user::Column::CredentialVersion,
+                Expr::col(user::Column::CredentialVersion).add(1),
+            );
         }
         if *change == UserChange::default() {
             return Ok(());
@@ -328,6 +336,7 @@ mod tests {
             is_superuser: false,
             date_joined: Utc::now(),
             last_login: None,
+            credential_version: 0,
         }
     }
 

@@ -65,16 +65,8 @@ async fn jwt_login(app: &TestApp, username: &str, password: &str) -> StatusCode 
 async fn no_mail_beyond(app: &TestApp, sink: &SmtpSink, sent: usize) {
     let sentinel = app.register("sentinel").await;
     let address = format!("{}@example.com", sentinel.username);
-    let store = app.app_state.users.store();
-    let mut row = store
-        .by_id(sentinel.id.parse().unwrap())
-        .await
-        .unwrap()
-        .unwrap();
-    if !row.is_active {
-        row.is_active = true;
-        store.update(&row).await.unwrap();
-    }
+    let users = &app.app_state.users;
+    users.activate(sentinel.id.parse().unwrap()).await.unwrap();
     let (status, _) = post(
         app,
         "/auth/users/reset_password/",

@@ -299,8 +299,8 @@ async fn by_default_tokens_carry_no_user_facts_even_for_members(backend: Backend
     names.sort();
     assert_eq!(
         names,
-        ["exp", "iat", "jti", "token_type", "user_id"],
-        "SimpleJWT's claims only"
+        ["cv", "exp", "iat", "jti", "token_type", "user_id"],
+        "SimpleJWT's claims and the credential version only"
     );
 }
 

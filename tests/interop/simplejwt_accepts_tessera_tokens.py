@@ -31,7 +31,9 @@ from rest_framework.response import Response  # noqa: E402
 
 claims = jwt.decode(access, key, algorithms=["HS256"])
 assert claims["token_type"] == "access", claims
-assert set(claims) == {"token_type", "exp", "iat", "jti", "user_id"}, claims
+# SimpleJWT's five claims, and Tessera's credential version (SimpleJWT ignores it).
+assert set(claims) == {"token_type", "exp", "iat", "jti", "user_id", "cv"}, claims
+assert claims["cv"] == 0, claims
 assert isinstance(claims["user_id"], str) and len(claims["jti"]) == 32, claims
 
 

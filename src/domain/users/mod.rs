@@ -100,6 +100,7 @@ impl UserService {
             is_superuser: r.is_superuser,
             date_joined: Utc::now(),
             last_login: None,
+            credential_version: 0,
         };
         match self.store.insert(&user).await {
             // Lost a race with a concurrent registration of the same name.
@@ -273,16 +274,6 @@ impl UserService {
         Ok(())
     }
 
-    /// Sets a new password after the validators pass (the CLI's changepassword).
-    pub async fn set_password(
-        &self,
-        user: &mut User,
-        new_password: &str,
-    ) -> Result<(), DomainError> {
-        self.check_new_password(user, new_password, "password")?;
-        self.store_password(user, new_password).await
-    }
-
     /// Django's validators for `password` as `user`'s new password, errors under `field`.
     pub fn check_new_password(
         &self,
@@ -319,16 +310,15 @@ impl UserService {
         }
     }
 
-    /// Hashes and stores a new password (already validated).
-    pub async fn store_password(&self, user: &mut User, password: &str) -> Result<(), DomainError> {
-        let hash = self.hasher.hash(password.to_owned()).await?;
-        let change = UserChange {
-            password_hash: Some(hash.clone()),
-            ..UserChange::default()
-        };
-        self.store.change(user.id, &change).await?;
-        user.password_hash = hash;
-        Ok(())
+    /// The stored form of a new (already validated) password.
+    pub async fn hash_password(&self, password: &str) -> Result<String, DomainError> {
+        self.hasher.hash(password.to_owned()).await
+    }
+
+    /// Writes `change` to `id`; with `change.end_sessions` the credential version is bumped in
+    /// the same statement.
+    pub async fn apply(&self, id: Uuid, change: &UserChange) -> Result<(), DomainError> {
+        Ok(self.store.change(id, change).await?)
     }
 
     /// The user with this id, active or not.
@@ -346,10 +336,10 @@ impl UserService {
         Ok(self.store.by_username(username).await?)
     }
 
-    /// Activates or deactivates an account.
-    pub async fn set_active(&self, id: Uuid, active: bool) -> Result<(), DomainError> {
+    /// Activates an account (deactivation ends sessions: `AccountService::deactivate`).
+    pub async fn activate(&self, id: Uuid) -> Result<(), DomainError> {
         let change = UserChange {
-            is_active: Some(active),
+            is_active: Some(true),
             ..UserChange::default()
         };
         Ok(self.store.change(id, &change).await?)

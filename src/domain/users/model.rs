@@ -16,6 +16,10 @@ pub struct User {
     pub is_superuser: bool,
     pub date_joined: DateTime<Utc>,
     pub last_login: Option<DateTime<Utc>>,
+    /// The security stamp: bumped by every change that ends earlier sessions (password change
+    /// or reset, logout everywhere, deactivation); tokens and keys issued under an older one
+    /// are refused.
+    pub credential_version: i64,
 }
 
 impl std::fmt::Debug for User {
@@ -41,6 +45,8 @@ pub struct UserChange {
     pub password_hash: Option<String>,
     pub is_active: Option<bool>,
     pub last_login: Option<DateTime<Utc>>,
+    /// Bumps the credential version in the same statement: every earlier session ends.
+    pub end_sessions: bool,
 }
 
 /// One page of users and the total count.

@@ -11,6 +11,7 @@ pub struct Model {
     pub created_at: ChronoDateTimeUtc,
     pub last_used_at: Option<ChronoDateTimeUtc>,
     pub expires_at: Option<ChronoDateTimeUtc>,
+    pub credential_version: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

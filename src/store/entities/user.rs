@@ -16,6 +16,7 @@ pub struct Model {
     pub is_superuser: bool,
     pub date_joined: ChronoDateTimeUtc,
     pub last_login: Option<ChronoDateTimeUtc>,
+    pub credential_version: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
