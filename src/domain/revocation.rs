@@ -59,6 +59,9 @@ pub trait TokenLedger: Send + Sync {
         family: Uuid,
         now: DateTime<Utc>,
     ) -> Result<Vec<OutstandingToken>, StoreError>;
+    /// Marks these tokens rotated (if not yet) with their grace spent: none of them can be
+    /// refreshed again, whatever the revocation list says.
+    async fn close(&self, jtis: &[String], now: DateTime<Utc>) -> Result<(), StoreError>;
     /// Deletes rows that expired before `now`; returns how many.
     async fn prune(&self, now: DateTime<Utc>) -> Result<u64, StoreError>;
 }
@@ -67,7 +70,8 @@ pub trait TokenLedger: Send + Sync {
 #[async_trait::async_trait]
 pub trait RevocationStore: Send + Sync {
     async fn revoke(&self, jtis: &[RevokedJti]) -> Result<(), StoreError>;
-    /// Tokens of `user` issued before `cutoff` (unix seconds) are revoked until `until`.
+    /// Tokens of `user` issued before `cutoff` (unix seconds) are revoked until `until`. A
+    /// cut-off only moves forward: an older one arriving late never replaces a newer one.
     async fn revoke_user(
         &self,
         user: Uuid,

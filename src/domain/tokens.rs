@@ -94,6 +94,9 @@ fn check_stamp(claims: &Claims, user: &User) -> Result<(), TokenError> {
     }
 }
 
+/// Kept beyond a revoked token's acceptance window (clock skew between instances and stores).
+const REVOCATION_MARGIN: Duration = Duration::from_secs(60);
+
 /// When a token's `exp` falls, as a timestamp for the ledger and the revocation list.
 fn expires_at(claims: &Claims) -> DateTime<Utc> {
     Utc.timestamp_opt(claims.exp, 0)
@@ -217,7 +220,7 @@ impl TokenService {
                 let revoked = RevokedJti {
                     jti: parent.jti,
                     user_id: Some(user_id),
-                    expires_at: expires_at(&claims),
+                    expires_at: self.revoked_until(expires_at(&claims)),
                 };
                 if let Err(e) = self.revocations.revoke(&[revoked]).await {
                     tracing::error!(error = %e, "could not blacklist a rotated refresh token");
@@ -274,14 +277,22 @@ impl TokenService {
         let mut revoked = vec![RevokedJti {
             jti: claims.jti.clone(),
             user_id: user,
-            expires_at: expires_at(&claims),
+            expires_at: self.revoked_until(expires_at(&claims)),
         }];
         if let Some(row) = self.ledger.find(&claims.jti).await? {
-            revoked.push(RevokedJti {
-                jti: row.access_jti,
-                user_id: user,
-                expires_at: row.access_expires_at,
-            });
+            // The ledger refuses it too (a Redis that missed the entry cannot let it refresh),
+            // and its parent's one grace use is spent: a logout is not undone by presenting
+            // the token it replaced.
+            let mut closed = vec![row.jti.clone()];
+            closed.extend(row.parent_jti.clone());
+            self.ledger.close(&closed, Utc::now()).await?;
+            if !row.access_jti.is_empty() {
+                revoked.push(RevokedJti {
+                    jti: row.access_jti,
+                    user_id: user,
+                    expires_at: self.revoked_until(row.access_expires_at),
+                });
+            }
         }
         self.revocations.revoke(&revoked).await?;
         metrics::counter!("tessera_tokens_revoked_total").increment(revoked.len() as u64);
@@ -304,7 +315,7 @@ impl TokenService {
     pub async fn revoke_all(&self, user: Uuid) -> Result<(), DomainError> {
         let now = Utc::now();
         let cutoff = now.timestamp() + 1;
-        let until = now + self.rules.refresh_lifetime + self.rules.leeway;
+        let until = self.revoked_until(now + self.rules.refresh_lifetime);
         self.revocations.revoke_user(user, cutoff, until).await?;
         tracing::info!(target: "tessera::audit", user_id = %user, "all tokens revoked");
         let wait = (cutoff * 1000 - Utc::now().timestamp_millis()).max(0);
@@ -314,8 +325,14 @@ impl TokenService {
 
     /// Deletes expired ledger and revocation rows; returns how many.
     pub async fn prune(&self) -> Result<u64, DomainError> {
-        let now = Utc::now() - self.rules.leeway;
-        Ok(self.ledger.prune(now).await? + self.revocations.prune(now).await?)
+        self.prune_as_of(Utc::now()).await
+    }
+
+    /// Deletes the rows that are expired at `now`: ledger rows past their token's acceptance
+    /// window (exp + leeway), revocations past theirs (which already includes the margin).
+    pub async fn prune_as_of(&self, now: DateTime<Utc>) -> Result<u64, DomainError> {
+        let ledger = self.ledger.prune(now - self.rules.leeway).await?;
+        Ok(ledger + self.revocations.prune(now).await?)
     }
 
     /// Verifies signature and claims. `expected` None accepts access and refresh tokens.
@@ -491,6 +508,12 @@ impl TokenService {
         }
     }
 
+    /// How long a revocation of a token expiring at `exp` is kept: a token is accepted until
+    /// `exp` + leeway, and a store's clock or TTL rounding must not end the entry before that.
+    fn revoked_until(&self, exp: DateTime<Utc>) -> DateTime<Utc> {
+        exp + self.rules.leeway + REVOCATION_MARGIN
+    }
+
     async fn revoke_family(&self, family: Uuid) -> Result<(), DomainError> {
         let rows = self.ledger.close_family(family, Utc::now()).await?;
         let revoked: Vec<RevokedJti> = rows
@@ -499,12 +522,12 @@ impl TokenService {
                 let refresh = RevokedJti {
                     jti: row.jti,
                     user_id: Some(row.user_id),
-                    expires_at: row.expires_at,
+                    expires_at: self.revoked_until(row.expires_at),
                 };
                 let access = (!row.access_jti.is_empty()).then_some(RevokedJti {
                     jti: row.access_jti,
                     user_id: Some(row.user_id),
-                    expires_at: row.access_expires_at,
+                    expires_at: self.revoked_until(row.access_expires_at),
                 });
                 std::iter::once(refresh).chain(access)
             })

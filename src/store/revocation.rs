@@ -9,8 +9,8 @@ use std::sync::{
 use super::redis_conn::RedisConn;
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ColumnTrait, DatabaseConnection, EntityTrait, IntoActiveModel, QueryFilter,
-    sea_query::OnConflict,
+    ColumnTrait, DatabaseConnection, EntityTrait, IntoActiveModel, QueryFilter, TransactionTrait,
+    sea_query::{Expr, OnConflict},
 };
 use tokio::sync::Mutex;
 use uuid::Uuid;
@@ -97,19 +97,32 @@ impl RevocationStore for SqlRevocations {
             expires_at: until,
         }
         .into_active_model();
+        let txn = self.db.begin().await.map_err(err)?;
         user_cutoff::Entity::insert(row)
             .on_conflict(
                 OnConflict::column(user_cutoff::Column::UserId)
-                    .update_columns([
-                        user_cutoff::Column::NotBefore,
-                        user_cutoff::Column::ExpiresAt,
-                    ])
+                    .do_nothing()
                     .to_owned(),
             )
-            .exec_without_returning(&self.db)
+            .exec_without_returning(&txn)
             .await
-            .map(|_| ())
-            .map_err(err)
+            .map_err(err)?;
+        // Each column only moves forward: a late, older cut-off changes nothing.
+        user_cutoff::Entity::update_many()
+            .col_expr(user_cutoff::Column::NotBefore, Expr::value(cutoff))
+            .filter(user_cutoff::Column::UserId.eq(user))
+            .filter(user_cutoff::Column::NotBefore.lt(cutoff))
+            .exec(&txn)
+            .await
+            .map_err(err)?;
+        user_cutoff::Entity::update_many()
+            .col_expr(user_cutoff::Column::ExpiresAt, Expr::value(until))
+            .filter(user_cutoff::Column::UserId.eq(user))
+            .filter(user_cutoff::Column::ExpiresAt.lt(until))
+            .exec(&txn)
+            .await
+            .map_err(err)?;
+        txn.commit().await.map_err(err)
     }
 
     async fn is_revoked(
@@ -272,9 +285,26 @@ impl RedisRevocations {
     }
 }
 
+/// Seconds until `expires_at`, rounded up: an entry never leaves Redis before it may.
 fn ttl(expires_at: DateTime<Utc>, now: DateTime<Utc>) -> u64 {
-    (expires_at - now).num_seconds().max(1) as u64
+    let millis = (expires_at - now).num_milliseconds().max(1).unsigned_abs();
+    millis.div_ceil(1000)
 }
+
+/// Sets a cut-off unless a later one is there; the TTL only grows.
+static FORWARD_ONLY_CUTOFF: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+    redis::Script::new(
+        r"
+        local current = tonumber(redis.call('GET', KEYS[1]))
+        local ttl = redis.call('TTL', KEYS[1])
+        local value = tonumber(ARGV[1])
+        if current ~= nil and current > value then value = current end
+        local expire = tonumber(ARGV[2])
+        if ttl > expire then expire = ttl end
+        redis.call('SET', KEYS[1], value, 'EX', expire)
+        ",
+    )
+});
 
 fn redis_error(e: redis::RedisError) -> StoreError {
     StoreError::Unavailable(format!("redis: {e}"))
@@ -314,12 +344,11 @@ impl RevocationStore for RedisRevocations {
     ) -> Result<(), StoreError> {
         self.sql.revoke_user(user, cutoff, until).await?;
         let mut conn = self.redis.clone();
-        let result: redis::RedisResult<()> = redis::cmd("SET")
-            .arg(self.cutoff_key(user))
+        let result: redis::RedisResult<()> = FORWARD_ONLY_CUTOFF
+            .key(self.cutoff_key(user))
             .arg(cutoff)
-            .arg("EX")
             .arg(ttl(until, Utc::now()))
-            .query_async(&mut conn)
+            .invoke_async(&mut conn)
             .await;
         if let Err(e) = result {
             self.write_failed(&e);
@@ -370,5 +399,77 @@ impl RevocationStore for RedisRevocations {
     async fn prune(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
         // Redis entries expire by their TTL.
         self.sql.prune(now).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{settings::DatabaseSettings, store::redis_conn::redis_connection};
+    use std::time::Duration;
+
+    async fn sql() -> SqlRevocations {
+        let db = crate::store::database::connect(&DatabaseSettings {
+            url: "sqlite::memory:".into(),
+            migrate_on_start: true,
+            max_connections: 1,
+            acquire_timeout: Duration::from_secs(2),
+        })
+        .await
+        .unwrap();
+        crate::store::database::migrate(&db).await.unwrap();
+        SqlRevocations::new(db)
+    }
+
+    /// Two instances log a user out everywhere at nearly the same time, and the older cut-off
+    /// is written last: the newer one must stand.
+    async fn a_late_older_cutoff_changes_nothing(store: &dyn RevocationStore) {
+        let user = Uuid::now_v7();
+        let now = Utc::now();
+        let later = now + chrono::TimeDelta::hours(2);
+        store.revoke_user(user, 2_000, later).await.unwrap();
+        store
+            .revoke_user(user, 1_000, now + chrono::TimeDelta::hours(1))
+            .await
+            .unwrap();
+        assert!(store.is_revoked(None, Some(user), 1_500).await.unwrap());
+        assert!(!store.is_revoked(None, Some(user), 2_000).await.unwrap());
+        store.revoke_user(user, 3_000, later).await.unwrap();
+        assert!(store.is_revoked(None, Some(user), 2_500).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn cutoffs_only_move_forward_in_sql() {
+        a_late_older_cutoff_changes_nothing(&sql().await).await;
+    }
+
+    #[tokio::test]
+    async fn cutoffs_only_move_forward_in_redis() {
+        let url = std::env::var("TEST_REDIS_URL").unwrap_or("redis://127.0.0.1:6379/0".into());
+        let prefix = format!("tessera-unit:{}:", Uuid::new_v4().simple());
+        let conn = match redis_connection(&url, &[], &prefix, Duration::from_secs(1)).await {
+            Ok((conn, _)) => conn,
+            Err(e) => {
+                assert!(
+                    std::env::var("CI").as_deref() != Ok("true"),
+                    "CI=true needs Redis: {e}"
+                );
+                eprintln!("SKIPPED cutoffs_only_move_forward_in_redis: {e}");
+                return;
+            }
+        };
+        let store = RedisRevocations::new(sql().await, conn, &prefix);
+        store.rebuild().await.unwrap();
+        a_late_older_cutoff_changes_nothing(&store).await;
+        // Redis itself holds the newer cut-off (not only SQL behind it).
+        assert!(!store.stale.load(Ordering::SeqCst), "answered by Redis");
+    }
+
+    #[test]
+    fn ttls_round_up() {
+        let now = Utc::now();
+        assert_eq!(ttl(now + chrono::TimeDelta::milliseconds(1_001), now), 2);
+        assert_eq!(ttl(now + chrono::TimeDelta::milliseconds(1_000), now), 1);
+        assert_eq!(ttl(now - chrono::TimeDelta::seconds(5), now), 1);
     }
 }

@@ -144,6 +144,27 @@ impl TokenLedger for SqlTokenLedger {
         Ok(rows.into_iter().map(to_domain).collect())
     }
 
+    async fn close(&self, jtis: &[String], now: DateTime<Utc>) -> Result<(), StoreError> {
+        if jtis.is_empty() {
+            return Ok(());
+        }
+        let txn = self.db.begin().await.map_err(err)?;
+        row::Entity::update_many()
+            .col_expr(row::Column::GraceUsed, Expr::value(true))
+            .filter(row::Column::Jti.is_in(jtis.iter().cloned()))
+            .exec(&txn)
+            .await
+            .map_err(err)?;
+        row::Entity::update_many()
+            .col_expr(row::Column::RotatedAt, Expr::value(now))
+            .filter(row::Column::Jti.is_in(jtis.iter().cloned()))
+            .filter(row::Column::RotatedAt.is_null())
+            .exec(&txn)
+            .await
+            .map_err(err)?;
+        txn.commit().await.map_err(err)
+    }
+
     async fn prune(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
         let done = row::Entity::delete_many()
             .filter(row::Column::ExpiresAt.lt(now))
