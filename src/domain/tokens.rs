@@ -63,15 +63,6 @@ pub struct ExtraClaims {
     pub is_superuser: bool,
 }
 
-/// The user a token names, as Tessera's ids are UUIDs.
-fn user_of(claims: &Claims) -> Result<Uuid, TokenError> {
-    claims
-        .user_id
-        .as_deref()
-        .and_then(|id| Uuid::parse_str(id).ok())
-        .ok_or(VerifyError::NoUser.into())
-}
-
 /// The claim that carries the user's credential version (security stamp) in tokens Tessera
 /// mints. Tokens minted elsewhere (adopted from a Django service) have none and are ended by
 /// the per-user cut-off instead.
@@ -158,6 +149,20 @@ impl TokenService {
         }
     }
 
+    /// The user a token names. Without the claim, SimpleJWT's "no recognizable user
+    /// identification"; with one that names no possible user (null, a number, not a UUID),
+    /// "User not found", as for an unknown id.
+    fn user_of(&self, claims: &Claims) -> Result<Uuid, TokenError> {
+        if !claims.raw.contains_key(&self.policy.user_id_claim) {
+            return Err(VerifyError::NoUser.into());
+        }
+        claims
+            .user_id
+            .as_deref()
+            .and_then(|id| Uuid::parse_str(id).ok())
+            .ok_or(TokenError::UserNotFound)
+    }
+
     pub fn keys(&self) -> &KeyRing {
         &self.keys
     }
@@ -184,7 +189,7 @@ impl TokenService {
     /// presented after it was rotated revokes its whole family, unless the grace lets it through.
     pub async fn refresh(&self, token: &str) -> Result<Refreshed, DomainError> {
         let claims = self.decode(token, Some(TokenType::Refresh))?;
-        let user_id = user_of(&claims)?;
+        let user_id = self.user_of(&claims)?;
         let now = Utc::now();
         if !self.rules.rotate_refresh_tokens {
             self.ensure_not_revoked(&claims, Some(user_id)).await?;
@@ -258,7 +263,7 @@ impl TokenService {
     /// A valid access or refresh token that is not revoked.
     pub async fn verify(&self, token: &str) -> Result<(), DomainError> {
         let claims = self.decode(token, None)?;
-        let user = user_of(&claims).ok();
+        let user = self.user_of(&claims).ok();
         self.ensure_not_revoked(&claims, user).await?;
         // A stamped token of a known user must carry the user's current stamp.
         if let (Some(_), Some(id)) = (stamp_of(&claims)?, user)
@@ -272,7 +277,7 @@ impl TokenService {
     /// Revokes a refresh token and the access token issued with it.
     pub async fn blacklist(&self, token: &str) -> Result<(), DomainError> {
         let claims = self.decode(token, Some(TokenType::Refresh))?;
-        let user = user_of(&claims).ok();
+        let user = self.user_of(&claims).ok();
         self.ensure_not_revoked(&claims, user).await?;
         let mut revoked = vec![RevokedJti {
             jti: claims.jti.clone(),
@@ -303,7 +308,7 @@ impl TokenService {
     /// The user behind a `Bearer` access token.
     pub async fn authenticate(&self, token: &str) -> Result<User, DomainError> {
         let claims = self.decode(token, Some(TokenType::Access))?;
-        let user_id = user_of(&claims)?;
+        let user_id = self.user_of(&claims)?;
         self.ensure_not_revoked(&claims, Some(user_id)).await?;
         let user = self.active_user(user_id).await?;
         check_stamp(&claims, &user)?;

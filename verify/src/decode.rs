@@ -112,6 +112,22 @@ impl KeySet {
     }
 }
 
+/// The latest instant a token may name: 9999-12-31T23:59:59Z, what Python's datetime (and so
+/// SimpleJWT) and every store can hold. A timestamp beyond it is forged or broken, never
+/// "valid forever".
+const MAX_TIMESTAMP: f64 = 253_402_300_799.0;
+
+/// SimpleJWT keeps a `jti` in a 255-character column; anything longer is refused, not stored.
+const MAX_JTI_BYTES: usize = 255;
+
+/// A numeric date claim (seconds since the epoch, integer or float) within the range above.
+fn timestamp(value: &Value) -> Result<f64, VerifyError> {
+    value
+        .as_f64()
+        .filter(|t| t.is_finite() && t.abs() <= MAX_TIMESTAMP)
+        .ok_or(VerifyError::Invalid)
+}
+
 /// Verifies `token` under `policy` with `keys`; `expected` None accepts access and refresh tokens.
 pub fn decode(
     token: &str,
@@ -128,7 +144,7 @@ pub fn decode(
     let leeway = policy.leeway.as_secs_f64();
     let exp = match raw.get("exp") {
         None => return Err(VerifyError::MissingClaim("exp")),
-        Some(v) => v.as_f64().ok_or(VerifyError::Invalid)?,
+        Some(v) => timestamp(v)?,
     };
     if exp + leeway <= now {
         return Err(VerifyError::Expired);
@@ -136,7 +152,7 @@ pub fn decode(
     // Not yet valid, or issued in the future: refused, as is a non-numeric value.
     for name in ["nbf", "iat"] {
         if let Some(v) = raw.get(name)
-            && v.as_f64().ok_or(VerifyError::Invalid)? > now + leeway
+            && timestamp(v)? > now + leeway
         {
             return Err(VerifyError::Invalid);
         }
@@ -158,7 +174,7 @@ pub fn decode(
     }
     let jti = match raw.get(&policy.jti_claim) {
         None => return Err(VerifyError::NoId),
-        Some(Value::String(s)) => s.clone(),
+        Some(Value::String(s)) if s.len() <= MAX_JTI_BYTES => s.clone(),
         Some(_) => return Err(VerifyError::Invalid),
     };
     let token_type = match raw.get(&policy.token_type_claim) {

@@ -1,0 +1,125 @@
+//! Tokens signed with the real key but with claims no issuer writes: an `exp` beyond any
+//! calendar (so a revocation of it would expire at once), a megabyte `jti`, a user id that is
+//! null or of the wrong shape.
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::{Backend, SIGNING_KEY, TestApp, forge, me, post};
+
+on_every_backend!(
+    timestamps_beyond_the_calendar_are_refused,
+    oversized_token_ids_are_refused,
+    user_ids_that_name_no_user_answer_user_not_found,
+);
+
+fn token(claims: Value) -> String {
+    forge(
+        &json!({"alg": "HS256", "typ": "JWT"}),
+        &claims,
+        SIGNING_KEY.as_bytes(),
+    )
+}
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+fn claims(user: &str, token_type: &str) -> Value {
+    json!({"token_type": token_type, "exp": now() + 300, "iat": now(), "jti": "0123456789abcdef0123456789abcdef", "user_id": user})
+}
+
+async fn refused_everywhere(app: &TestApp, access: &str, refresh: &str) {
+    let (status, body) = post(app, "/api/token/verify/", json!({"token": access})).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "verify: {body}");
+    assert_eq!(body["code"], "token_not_valid", "{body}");
+    let (status, body) = me(app, &format!("Bearer {access}")).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "bearer: {body}");
+    assert_eq!(body["code"], "token_not_valid", "{body}");
+    let (status, body) = post(app, "/api/token/refresh/", json!({"refresh": refresh})).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "refresh: {body}");
+    let (status, body) = post(app, "/api/token/blacklist/", json!({"refresh": refresh})).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "blacklist: {body}");
+}
+
+async fn timestamps_beyond_the_calendar_are_refused(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let user = app.register("forever").await;
+    // The control: the same claims with a sane exp are accepted.
+    let sane = token(claims(&user.id, "access"));
+    assert_eq!(me(&app, &format!("Bearer {sane}")).await.0, StatusCode::OK);
+    let huge: [Value; 4] = [
+        json!(10_000_000_000_000_000_000u64),
+        json!(9_223_372_036_854_775_807i64),
+        json!(1.0e300),
+        json!(253_402_300_800i64),
+    ];
+    for exp in huge {
+        let mut access = claims(&user.id, "access");
+        access["exp"] = exp.clone();
+        let mut refresh = claims(&user.id, "refresh");
+        refresh["exp"] = exp;
+        refused_everywhere(&app, &token(access), &token(refresh)).await;
+    }
+    // A float exp in range is a timestamp like any other (PyJWT accepts it too).
+    let mut float = claims(&user.id, "access");
+    float["exp"] = json!(now() as f64 + 300.5);
+    assert_eq!(
+        me(&app, &format!("Bearer {}", token(float))).await.0,
+        StatusCode::OK
+    );
+}
+
+async fn oversized_token_ids_are_refused(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let user = app.register("bigjti").await;
+    for jti in ["x".repeat(256), "y".repeat(300_000)] {
+        let mut access = claims(&user.id, "access");
+        access["jti"] = json!(jti);
+        let mut refresh = claims(&user.id, "refresh");
+        refresh["jti"] = json!(jti);
+        let access = token(access);
+        let refresh = token(refresh);
+        let (status, body) = post(&app, "/api/token/verify/", json!({"token": access})).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+        let (status, _) = post(&app, "/api/token/refresh/", json!({"refresh": refresh})).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        let (status, _) = post(&app, "/api/token/blacklist/", json!({"refresh": refresh})).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let mut longest = claims(&user.id, "access");
+    longest["jti"] = json!("z".repeat(255));
+    assert_eq!(
+        me(&app, &format!("Bearer {}", token(longest))).await.0,
+        StatusCode::OK
+    );
+}
+
+async fn user_ids_that_name_no_user_answer_user_not_found(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let not_found = json!({"detail": "User not found", "code": "user_not_found"});
+    for user_id in [
+        Value::Null,
+        json!(42),
+        json!("not-a-uuid"),
+        json!(["list"]),
+        json!(uuid::Uuid::now_v7().to_string()),
+    ] {
+        let mut access = claims("", "access");
+        access["user_id"] = user_id.clone();
+        let (status, body) = me(&app, &format!("Bearer {}", token(access))).await;
+        assert_eq!(
+            (status, body),
+            (StatusCode::UNAUTHORIZED, not_found.clone()),
+            "{user_id}"
+        );
+        let mut refresh = claims("", "refresh");
+        refresh["user_id"] = user_id.clone();
+        let (status, body) = post(
+            &app,
+            "/api/token/refresh/",
+            json!({"refresh": token(refresh)}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{user_id}: {body}");
+    }
+}
