@@ -7,6 +7,7 @@ mod m20261122_000003_create_auth_tokens;
 mod m20261122_000004_create_audit_events;
 mod m20261122_000005_create_groups;
 mod m20261202_000006_add_credential_versions;
+mod m20261202_000007_widen_username_key;
 
 /// The ordered list of Tessera's migrations.
 pub struct Migrator;
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000004_create_audit_events::Migration),
             Box::new(m20261122_000005_create_groups::Migration),
             Box::new(m20261202_000006_add_credential_versions::Migration),
+            Box::new(m20261202_000007_widen_username_key::Migration),
         ]
     }
 }

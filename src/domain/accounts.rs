@@ -11,7 +11,7 @@ use super::{
     opaque::OpaqueTokenService,
     tokens::TokenService,
     users::{Registration, User, UserChange, UserService},
-    validation::email_errors,
+    validation::{email_errors, normalize_username},
 };
 
 pub const MSG_BAD_UID: &str = "Invalid user id or user doesn't exist.";
@@ -208,6 +208,7 @@ impl AccountService {
         current: &str,
         new_username: &str,
     ) -> Result<(), DomainError> {
+        let new_username = &normalize_username(new_username);
         // Both are field checks in Djoser, reported together; every other error stops the flow.
         let mut errors = match self.users.check_current_password(user, current).await {
             Ok(()) => FieldErrors::new(),
@@ -248,6 +249,7 @@ impl AccountService {
         token: &str,
         new_username: &str,
     ) -> Result<(), DomainError> {
+        let new_username = &normalize_username(new_username);
         let problems = self.users.username_problems(new_username).await?;
         if !problems.is_empty() {
             return Err(DomainError::Invalid(FieldErrors::from([(

@@ -49,6 +49,13 @@ pub fn max_chars_message(max: usize) -> String {
     format!("Ensure this field has no more than {max} characters.")
 }
 
+/// Django's `normalize_username`: NFKC, so `ａｄｍｉｎ` (fullwidth) and `admin` are one name
+/// before any rule or uniqueness check sees it.
+pub fn normalize_username(username: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    username.nfkc().collect()
+}
+
 /// The key under which usernames are unique: `Admin` and `admin` are one name.
 pub fn username_key(username: &str) -> String {
     username.to_lowercase()
@@ -62,6 +69,10 @@ mod tests {
     fn usernames() {
         assert!(username_errors("alice.b+c@d-e_f").is_empty());
         assert!(username_errors("zoë").is_empty());
+        assert_eq!(normalize_username("ａｄｍｉｎ"), "admin");
+        assert_eq!(normalize_username("ﬁ"), "fi");
+        // Lowercasing may lengthen a name: the key column is sized for it (migration 7).
+        assert_eq!(username_key(&"İ".repeat(150)).chars().count(), 300);
         assert_eq!(username_errors("a b"), vec![MSG_USERNAME_CHARS]);
         assert_eq!(
             username_errors(&"a".repeat(151)),

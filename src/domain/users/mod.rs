@@ -14,7 +14,7 @@ use super::{
     DomainError, FieldErrors, StoreError,
     passwords::{MAX_PASSWORD_BYTES, PasswordHasher, PasswordRules, UserAttribute},
     throttle::LoginGuard,
-    validation::{MSG_USERNAME_TAKEN, email_errors, username_errors},
+    validation::{MSG_USERNAME_TAKEN, email_errors, normalize_username, username_errors},
 };
 
 pub const MSG_EMAIL_TAKEN: &str = "User with this Email address already exists.";
@@ -56,7 +56,8 @@ impl UserService {
     }
 
     /// Validates like Djoser's UserCreateSerializer and stores the new, active user.
-    pub async fn register(&self, r: Registration) -> Result<User, DomainError> {
+    pub async fn register(&self, mut r: Registration) -> Result<User, DomainError> {
+        r.username = normalize_username(&r.username);
         let mut errors = FieldErrors::new();
         push(
             &mut errors,
