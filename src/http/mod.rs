@@ -12,7 +12,7 @@ mod users;
 use std::time::Instant;
 
 use poem::{
-    Endpoint, EndpointExt, IntoResponse, Request, Response, Route,
+    Endpoint, EndpointExt, IntoResponse, PathPattern, Request, Response, Route,
     http::{HeaderValue, header},
     middleware::{NormalizePath, TrailingSlash},
     web::Html,
@@ -83,6 +83,7 @@ fn with_trailing_slashes(spec: &str) -> String {
 pub fn app(state: AppState) -> impl Endpoint + use<> {
     prometheus();
     let metrics_beside_api = state.settings.server.metrics_bind.is_empty();
+    let labels = RouteLabels::new();
     let api = api();
     let spec = openapi_json();
     let docs = api.swagger_ui_html().replacen(&api.spec(), &spec, 1);
@@ -104,23 +105,56 @@ pub fn app(state: AppState) -> impl Endpoint + use<> {
         .with(NormalizePath::new(TrailingSlash::Trim))
         .around(throttle::client_address)
         .data(state)
-        .around(|ep, req| async move { Ok(observe(ep, req).await) })
+        .around(move |ep, req| {
+            let labels = labels.clone();
+            async move { Ok(observe(ep, req, labels).await) }
+        })
 }
 
-/// The path with ids replaced, so metrics have one series per route, not per user.
-fn route_label(path: &str) -> String {
-    path.split('/')
-        .map(|segment| {
-            if uuid::Uuid::parse_str(segment).is_ok()
-                || (segment.len() == 16 && segment.bytes().all(|b| b.is_ascii_hexdigit()))
-            {
-                "{id}"
+/// Metrics labels by route: poem's pattern of each operation (`/auth/users/:param0`) to its
+/// path as the OpenAPI document writes it (`/auth/users/{id}/`). Series are bounded by the
+/// routes whatever paths clients send; a request that matched no route is `other`.
+#[derive(Clone)]
+struct RouteLabels(std::sync::Arc<std::collections::HashMap<String, String>>);
+
+impl RouteLabels {
+    fn new() -> Self {
+        let mut labels = std::collections::HashMap::new();
+        for path in <Operations as poem_openapi::OpenApi>::meta()
+            .into_iter()
+            .flat_map(|api| api.paths)
+        {
+            let mut param = 0;
+            let pattern: Vec<String> = path
+                .path
+                .split('/')
+                .map(|segment| {
+                    if segment.starts_with('{') {
+                        param += 1;
+                        format!(":param{}", param - 1)
+                    } else {
+                        segment.to_owned()
+                    }
+                })
+                .collect();
+            let documented = if path.path.starts_with("/auth/") || path.path.starts_with("/api/") {
+                format!("{}/", path.path)
             } else {
-                segment
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("/")
+                path.path.to_owned()
+            };
+            labels.insert(pattern.join("/"), documented);
+        }
+        for fixed in ["/docs", "/openapi.json", "/metrics"] {
+            labels.insert(fixed.to_owned(), fixed.to_owned());
+        }
+        Self(std::sync::Arc::new(labels))
+    }
+
+    fn of(&self, pattern: Option<&PathPattern>) -> String {
+        pattern
+            .and_then(|p| self.0.get(p.0.as_ref()))
+            .map_or_else(|| "other".to_owned(), Clone::clone)
+    }
 }
 
 /// The Prometheus registry of this process: the `metrics` facade has one global recorder, so it
@@ -164,7 +198,11 @@ fn metrics_text() -> Response {
 }
 
 /// Request id, tracing span, DRF-shaped errors and security headers for every answer.
-async fn observe<E: Endpoint>(ep: std::sync::Arc<E>, req: Request) -> Response {
+async fn observe<E: Endpoint>(
+    ep: std::sync::Arc<E>,
+    req: Request,
+    labels: RouteLabels,
+) -> Response {
     let request_id = req
         .headers()
         .get(REQUEST_ID)
@@ -198,9 +236,16 @@ async fn observe<E: Endpoint>(ep: std::sync::Arc<E>, req: Request) -> Response {
     );
     let started = Instant::now();
     async move {
-        let mut response = match ep.call(req).await {
-            Ok(r) => r.into_response(),
-            Err(e) => error::into_drf(e, &method),
+        let (mut response, route) = match ep.call(req).await {
+            Ok(r) => {
+                let r = r.into_response();
+                let route = labels.of(r.data::<PathPattern>());
+                (r, route)
+            }
+            Err(e) => {
+                let route = labels.of(e.data::<PathPattern>());
+                (error::into_drf(e, &method), route)
+            }
         };
         let headers = response.headers_mut();
         if let Ok(v) = HeaderValue::from_str(&request_id) {
@@ -218,7 +263,6 @@ async fn observe<E: Endpoint>(ep: std::sync::Arc<E>, req: Request) -> Response {
         headers
             .entry(header::CACHE_CONTROL)
             .or_insert(HeaderValue::from_static("no-store"));
-        let route = route_label(&path);
         let status = response.status().as_u16().to_string();
         metrics::counter!("tessera_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)
             .increment(1);
