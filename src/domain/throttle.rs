@@ -53,8 +53,11 @@ pub trait RateLimiter: Send + Sync {
 pub trait FailureCounter: Send + Sync {
     /// Failures recorded for `key` within the window (0 when none).
     async fn failures(&self, key: &str) -> Result<u32, StoreError>;
-    /// Records one more failure; the count expires `window` after the last one.
+    /// Records one more attempt; the count expires `window` after the last one. Fails rather
+    /// than forget live counts when there is no room.
     async fn record(&self, key: &str, window: Duration) -> Result<u32, StoreError>;
+    /// Takes one attempt back (it was no wrong guess).
+    async fn forgive(&self, key: &str) -> Result<(), StoreError>;
     async fn reset(&self, key: &str) -> Result<(), StoreError>;
 }
 
@@ -89,21 +92,30 @@ impl LoginGuard {
     fn keys(login: &str, ip: Option<IpAddr>) -> (String, Option<String>) {
         (
             format!("account:{}", login.to_lowercase()),
-            ip.map(|ip| format!("ip:{ip}")),
+            ip.map(|ip| format!("ip:{}", address_block(ip))),
         )
     }
 
-    /// Refuses the attempt while the account or the address is locked out.
-    pub async fn check(&self, login: &str, ip: Option<IpAddr>) -> Result<(), DomainError> {
+    /// Counts this password check against the account and the address before it runs, and
+    /// refuses it once either is past its threshold: of N parallel guesses at most the
+    /// threshold reach the hash, however many workers and queue slots there are.
+    pub async fn attempt(&self, login: &str, ip: Option<IpAddr>) -> Result<(), DomainError> {
         if self.account_failures == 0 {
             return Ok(());
         }
         let (account, address) = Self::keys(login, ip);
-        let locked = self.count(&account).await >= self.account_failures
-            || match address {
-                Some(a) => self.count(&a).await >= self.ip_failures,
-                None => false,
-            };
+        // An account that cannot be counted is refused: no uncounted guess gets through.
+        let mut locked = self
+            .record(&account)
+            .await
+            .is_none_or(|n| n > self.account_failures);
+        // A new address this instance has no room for is not counted; its account still is.
+        if let Some(address) = &address {
+            locked |= self
+                .record(address)
+                .await
+                .is_some_and(|n| n > self.ip_failures);
+        }
         if locked {
             tracing::warn!(target: "tessera::audit", ip = ?ip, "login refused: locked out");
             metrics::counter!("tessera_logins_total", "outcome" => "locked").increment(1);
@@ -114,33 +126,60 @@ impl LoginGuard {
         Ok(())
     }
 
-    pub async fn failed(&self, login: &str, ip: Option<IpAddr>) {
+    /// The password was right: the account's count is cleared, and the address gets this
+    /// attempt back (a busy NAT's good logins never lock it out).
+    pub async fn succeeded(&self, login: &str, ip: Option<IpAddr>) {
+        if self.account_failures == 0 {
+            return;
+        }
+        let (account, address) = Self::keys(login, ip);
+        let _ = self.counter.reset(&account).await;
+        let _ = self.fallback.reset(&account).await;
+        if let Some(address) = address {
+            self.forgive(&address).await;
+        }
+    }
+
+    /// The check could not run (hashing saturated, store down): it was no guess.
+    pub async fn not_checked(&self, login: &str, ip: Option<IpAddr>) {
         if self.account_failures == 0 {
             return;
         }
         let (account, address) = Self::keys(login, ip);
         for key in std::iter::once(account).chain(address) {
-            if self.counter.record(&key, self.window).await.is_err() {
-                let _ = self.fallback.record(&key, self.window).await;
-            }
+            self.forgive(&key).await;
         }
     }
 
-    pub async fn succeeded(&self, login: &str) {
-        let (account, _) = Self::keys(login, None);
-        let _ = self.counter.reset(&account).await;
-        let _ = self.fallback.reset(&account).await;
-    }
-
-    async fn count(&self, key: &str) -> u32 {
-        let local = self.fallback.failures(key).await.unwrap_or(0);
-        match self.counter.failures(key).await {
-            Ok(shared) => shared.max(local),
+    /// One more attempt under `key`: the shared count when it can be had, this instance's
+    /// otherwise (an outage never opens guessing); None when neither could count it.
+    async fn record(&self, key: &str) -> Option<u32> {
+        match self.counter.record(key, self.window).await {
+            // Counts this instance kept while the shared counter was down still hold.
+            Ok(n) => Some(n.max(self.fallback.failures(key).await.unwrap_or(0))),
             Err(e) => {
                 tracing::warn!(error = %e, "failure counter unreachable: using this instance's counts");
-                local
+                self.fallback.record(key, self.window).await.ok()
             }
         }
+    }
+
+    async fn forgive(&self, key: &str) {
+        if self.counter.forgive(key).await.is_err() {
+            let _ = self.fallback.forgive(key).await;
+        }
+    }
+}
+
+/// The address a lockout counts: the IPv4 address, or the IPv6 /64 (one subscriber's
+/// prefix: counting single IPv6 addresses would give an attacker unlimited fresh keys).
+fn address_block(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => match ipnet::Ipv6Net::new(v6, 64) {
+            Ok(net) => net.trunc().to_string(),
+            Err(_) => v6.to_string(),
+        },
     }
 }
 

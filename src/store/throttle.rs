@@ -131,6 +131,15 @@ impl FailureCounter for RedisCounters {
             .map_err(unavailable)
     }
 
+    async fn forgive(&self, key: &str) -> Result<(), StoreError> {
+        let mut conn = self.redis.clone();
+        FORGIVE
+            .key(format!("{}fail:{key}", self.prefix))
+            .invoke_async(&mut conn)
+            .await
+            .map_err(unavailable)
+    }
+
     async fn reset(&self, key: &str) -> Result<(), StoreError> {
         let mut conn = self.redis.clone();
         redis::cmd("DEL")
@@ -141,7 +150,18 @@ impl FailureCounter for RedisCounters {
     }
 }
 
-/// This process's counters, bounded: past `capacity` keys, expired ones are dropped, then all.
+/// Takes one attempt back, never below zero, keeping the key's expiry.
+static FORGIVE: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+    redis::Script::new(
+        r"
+        local n = tonumber(redis.call('GET', KEYS[1]))
+        if n ~= nil and n > 0 then redis.call('DECR', KEYS[1]) end
+        ",
+    )
+});
+
+/// This process's counters, bounded: past `capacity` keys, expired ones are dropped; live ones
+/// never are (see `room_for`).
 pub struct MemoryCounters {
     started: Instant,
     rates: Mutex<HashMap<String, u64>>,
@@ -163,13 +183,20 @@ impl MemoryCounters {
         self.started.elapsed().as_millis() as u64
     }
 
-    fn bound<V>(map: &mut HashMap<String, V>, capacity: usize, live: impl Fn(&V) -> bool) {
-        if map.len() >= capacity {
-            map.retain(|_, v| live(v));
-            if map.len() >= capacity {
-                map.clear();
-            }
+    /// Makes room for `key` by dropping expired entries only; false when every entry is live.
+    /// Live entries are never dropped: clearing them would hand an attacker who fills the
+    /// table a fresh budget for every key, their own included.
+    fn room_for<V>(
+        map: &mut HashMap<String, V>,
+        key: &str,
+        capacity: usize,
+        live: impl Fn(&V) -> bool,
+    ) -> bool {
+        if map.len() < capacity || map.contains_key(key) {
+            return true;
         }
+        map.retain(|_, v| live(v));
+        map.len() < capacity
     }
 }
 
@@ -183,7 +210,11 @@ impl RateLimiter for MemoryCounters {
             .rates
             .lock()
             .map_err(|_| StoreError::Internal("counter lock poisoned".into()))?;
-        Self::bound(&mut rates, self.capacity, |tat| *tat > now);
+        if !Self::room_for(&mut rates, key, self.capacity, |tat| *tat > now) {
+            // The limiter cannot track one more client: like an unreachable Redis (fail open,
+            // counted); the clients it tracks keep their counts.
+            return Err(StoreError::Unavailable("rate table full".into()));
+        }
         let tat = rates.get(key).copied().unwrap_or(now).max(now);
         let new_tat = tat + interval;
         let allow_at = new_tat.saturating_sub(period);
@@ -222,7 +253,13 @@ impl FailureCounter for MemoryCounters {
             .failures
             .lock()
             .map_err(|_| StoreError::Internal("counter lock poisoned".into()))?;
-        Self::bound(&mut failures, self.capacity, |(_, until)| *until > now);
+        // Accounts are always counted (each new one cost a password hash to create); a new
+        // address is refused when the table is full of live entries, never an account forgotten.
+        if !Self::room_for(&mut failures, key, self.capacity, |(_, until)| *until > now)
+            && !key.starts_with("account:")
+        {
+            return Err(StoreError::Unavailable("failure table full".into()));
+        }
         let entry = failures.entry(key.to_owned()).or_insert((0, 0));
         if entry.1 <= now {
             entry.0 = 0;
@@ -230,6 +267,17 @@ impl FailureCounter for MemoryCounters {
         entry.0 += 1;
         entry.1 = now + window.as_millis() as u64;
         Ok(entry.0)
+    }
+
+    async fn forgive(&self, key: &str) -> Result<(), StoreError> {
+        let mut failures = self
+            .failures
+            .lock()
+            .map_err(|_| StoreError::Internal("counter lock poisoned".into()))?;
+        if let Some(entry) = failures.get_mut(key) {
+            entry.0 = entry.0.saturating_sub(1);
+        }
+        Ok(())
     }
 
     async fn reset(&self, key: &str) -> Result<(), StoreError> {
@@ -245,6 +293,7 @@ impl FailureCounter for MemoryCounters {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::throttle::LoginGuard;
 
     #[tokio::test]
     async fn memory_gcra_allows_the_rate_then_refuses() {
@@ -281,5 +330,78 @@ mod tests {
         assert_eq!(counters.failures("a").await.unwrap(), 2);
         counters.reset("a").await.unwrap();
         assert_eq!(counters.failures("a").await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_full_table_never_forgets_live_counts() {
+        let window = Duration::from_secs(600);
+        let counters = MemoryCounters::new(3);
+        assert_eq!(counters.record("account:alice", window).await.unwrap(), 1);
+        assert_eq!(counters.record("account:alice", window).await.unwrap(), 2);
+        counters.record("ip:10.0.0.1", window).await.unwrap();
+        counters.record("ip:10.0.0.2", window).await.unwrap();
+        // Full of live entries: a new address is refused, not counted by forgetting others.
+        assert!(counters.record("ip:10.0.0.3", window).await.is_err());
+        assert_eq!(counters.failures("account:alice").await.unwrap(), 2);
+        assert_eq!(counters.failures("ip:10.0.0.1").await.unwrap(), 1);
+        // Accounts are always counted, and known keys keep counting.
+        assert_eq!(counters.record("account:bob", window).await.unwrap(), 1);
+        assert_eq!(counters.record("account:alice", window).await.unwrap(), 3);
+        assert_eq!(counters.record("ip:10.0.0.1", window).await.unwrap(), 2);
+
+        // Rates: a full table of live clients refuses a new one and keeps the others' counts.
+        let rate = Rate {
+            requests: 1,
+            period: Duration::from_secs(60),
+        };
+        let rates = MemoryCounters::new(2);
+        assert!(rates.hit("a", rate).await.unwrap().allowed);
+        assert!(rates.hit("b", rate).await.unwrap().allowed);
+        assert!(rates.hit("c", rate).await.is_err());
+        assert!(
+            !rates.hit("a", rate).await.unwrap().allowed,
+            "a kept its count"
+        );
+    }
+
+    #[tokio::test]
+    async fn parallel_guesses_never_exceed_the_threshold() {
+        let counters = Arc::new(MemoryCounters::new(100));
+        let guard = Arc::new(LoginGuard::new(
+            counters.clone(),
+            counters,
+            3,
+            100,
+            Duration::from_secs(600),
+        ));
+        let attempts: Vec<_> = (0..50)
+            .map(|_| {
+                let guard = guard.clone();
+                tokio::spawn(async move { guard.attempt("victim", None).await.is_ok() })
+            })
+            .collect();
+        let mut allowed = 0;
+        for attempt in attempts {
+            allowed += usize::from(attempt.await.unwrap());
+        }
+        assert_eq!(allowed, 3);
+    }
+
+    #[tokio::test]
+    async fn ipv6_addresses_count_by_their_64() {
+        let counters = Arc::new(MemoryCounters::new(100));
+        let guard = LoginGuard::new(counters.clone(), counters, 100, 2, Duration::from_secs(600));
+        let ip = |s: &str| Some(s.parse::<std::net::IpAddr>().unwrap());
+        assert!(guard.attempt("a", ip("2001:db8:1:2::1")).await.is_ok());
+        assert!(guard.attempt("b", ip("2001:db8:1:2:ffff::9")).await.is_ok());
+        assert!(
+            guard
+                .attempt("c", ip("2001:db8:1:2:abcd::1"))
+                .await
+                .is_err(),
+            "the same /64"
+        );
+        assert!(guard.attempt("d", ip("2001:db8:1:3::1")).await.is_ok());
+        assert!(guard.attempt("e", ip("192.0.2.1")).await.is_ok());
     }
 }

@@ -118,8 +118,12 @@ impl UserService {
         password: &str,
         ip: Option<IpAddr>,
     ) -> Result<User, DomainError> {
+        // A password no one can have is no guess: refused before it is counted or hashed.
+        if password.len() >= MAX_PASSWORD_BYTES {
+            return Err(DomainError::InvalidCredentials);
+        }
         if let Some(guard) = &self.guard {
-            guard.check(username, ip).await?;
+            guard.attempt(username, ip).await?;
         }
         let outcome = self.check_credentials(username, password).await;
         let label = match &outcome {
@@ -136,18 +140,16 @@ impl UserService {
         metrics::counter!("tessera_logins_total", "outcome" => label).increment(1);
         if let Some(guard) = &self.guard {
             match &outcome {
-                Ok(_) => guard.succeeded(username).await,
-                Err(DomainError::InvalidCredentials) => guard.failed(username, ip).await,
-                Err(_) => {}
+                Ok(_) => guard.succeeded(username, ip).await,
+                // Counted before the check.
+                Err(DomainError::InvalidCredentials) => {}
+                Err(_) => guard.not_checked(username, ip).await,
             }
         }
         outcome
     }
 
     async fn check_credentials(&self, username: &str, password: &str) -> Result<User, DomainError> {
-        if password.len() >= MAX_PASSWORD_BYTES {
-            return Err(DomainError::InvalidCredentials);
-        }
         let user = match self.rules.login_field {
             LoginField::Username => self.store.by_username(username).await?,
             // Emails are unique in this mode; an ambiguous one (from before it) logs no one in.
@@ -390,22 +392,25 @@ impl UserService {
         password: &str,
     ) -> Result<(), DomainError> {
         // A stolen session must not become a password oracle: these checks count toward the
-        // account's lockout like logins do.
+        // account's lockout like logins do, before the hash is checked.
         if let Some(guard) = &self.guard {
-            guard.check(self.login_of(actor), None).await?;
+            guard.attempt(self.login_of(actor), None).await?;
         }
-        let ok = password.len() < MAX_PASSWORD_BYTES
-            && self
-                .hasher
+        let checked = if password.len() < MAX_PASSWORD_BYTES {
+            self.hasher
                 .verify(password.to_owned(), Some(actor.password_hash.clone()))
-                .await?;
+                .await
+        } else {
+            Ok(false)
+        };
         if let Some(guard) = &self.guard {
-            if ok {
-                guard.succeeded(self.login_of(actor)).await;
-            } else {
-                guard.failed(self.login_of(actor), None).await;
+            match &checked {
+                Ok(true) => guard.succeeded(self.login_of(actor), None).await,
+                Ok(false) => {}
+                Err(_) => guard.not_checked(self.login_of(actor), None).await,
             }
         }
+        let ok = checked?;
         if ok {
             Ok(())
         } else {

@@ -1,6 +1,7 @@
 //! Attack tests: each module tries to get around one guarantee the way an attacker would, on
 //! every backend, and is named after the attack.
 mod forged_and_odd_claims;
+mod lockout_bypass_by_parallel_guesses;
 mod lockout_bypass_through_account_changes;
 mod revocations_that_lapse_too_early;
 mod sessions_surviving_a_credential_change;
