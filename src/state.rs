@@ -26,7 +26,7 @@ use crate::{
         database,
         groups::{CachedGroupStore, SqlGroupStore},
         opaque::SqlOpaqueTokenStore,
-        redis_conn::{RedisConn, redis_connection},
+        redis_conn::{RedisConn, redis_connection, warn_unless_noeviction},
         revocation::{RedisRevocations, SqlRevocations},
         throttle::{MemoryCounters, RateLimiterAndCounter, RedisCounters},
         tokens::SqlTokenLedger,
@@ -64,7 +64,10 @@ impl AppState {
         let redis = if r.url.is_empty() && r.cluster_nodes.is_empty() {
             None
         } else {
-            Some(redis_connection(&r.url, &r.cluster_nodes, &r.key_prefix, r.timeout).await?)
+            let redis =
+                redis_connection(&r.url, &r.cluster_nodes, &r.key_prefix, r.timeout).await?;
+            warn_unless_noeviction(&redis.0).await;
+            Some(redis)
         };
         Self::wire(settings, db, redis)
     }

@@ -75,3 +75,25 @@ pub async fn redis_connection(
     let conn = ConnectionManager::new_lazy_with_config(client, config).map_err(failed)?;
     Ok((RedisConn::Single(conn), prefix.to_owned()))
 }
+
+/// Warns when Redis may evict keys: an evicted revocation is a revoked token accepted again
+/// (until the next rebuild). Tessera's keys all expire on their own; Redis must run with
+/// `maxmemory-policy noeviction`. Redis being down at start is fine: the check is skipped.
+pub async fn warn_unless_noeviction(conn: &RedisConn) {
+    let mut conn = conn.clone();
+    let answer: redis::RedisResult<Vec<String>> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("maxmemory-policy")
+        .query_async(&mut conn)
+        .await;
+    match answer.as_deref() {
+        Ok([_, policy]) if policy == "noeviction" => {}
+        Ok([_, policy]) => tracing::warn!(
+            policy = %policy,
+            "Redis may evict revocations: set maxmemory-policy noeviction (see README, Production)"
+        ),
+        Ok(_) | Err(_) => tracing::warn!(
+            "could not read Redis's maxmemory-policy: make sure it is noeviction (see README, Production)"
+        ),
+    }
+}

@@ -16,7 +16,7 @@ use tokio::sync::Mutex;
 use uuid::Uuid;
 
 use super::{
-    entities::{revoked_jti, user_cutoff},
+    entities::{revocation_sequence, revoked_jti, user_cutoff},
     store_error,
 };
 use crate::domain::{
@@ -26,6 +26,25 @@ use crate::domain::{
 
 fn err(e: sea_orm::DbErr) -> StoreError {
     store_error(e, "jti")
+}
+
+/// Raises the revocation sequence inside `txn` and returns its new value.
+async fn next_sequence(txn: &sea_orm::DatabaseTransaction) -> Result<i64, StoreError> {
+    revocation_sequence::Entity::update_many()
+        .col_expr(
+            revocation_sequence::Column::Value,
+            sea_orm::sea_query::ExprTrait::add(Expr::col(revocation_sequence::Column::Value), 1),
+        )
+        .filter(revocation_sequence::Column::Id.eq(1))
+        .exec(txn)
+        .await
+        .map_err(err)?;
+    revocation_sequence::Entity::find_by_id(1)
+        .one(txn)
+        .await
+        .map_err(err)?
+        .map(|row| row.value)
+        .ok_or_else(|| StoreError::Internal("the revocation sequence row is missing".into()))
 }
 
 /// The record: revoked JTIs and per-user cut-offs in SQL.
@@ -39,29 +58,21 @@ impl SqlRevocations {
         Self { db }
     }
 
-    async fn live_entries(
-        &self,
-        now: DateTime<Utc>,
-    ) -> Result<(Vec<revoked_jti::Model>, Vec<user_cutoff::Model>), StoreError> {
-        let jtis = revoked_jti::Entity::find()
-            .filter(revoked_jti::Column::ExpiresAt.gt(now))
-            .all(&self.db)
+    /// The number of revocations SQL has recorded.
+    pub async fn sequence(&self) -> Result<i64, StoreError> {
+        revocation_sequence::Entity::find_by_id(1)
+            .one(&self.db)
             .await
-            .map_err(err)?;
-        let cutoffs = user_cutoff::Entity::find()
-            .filter(user_cutoff::Column::ExpiresAt.gt(now))
-            .all(&self.db)
-            .await
-            .map_err(err)?;
-        Ok((jtis, cutoffs))
+            .map_err(err)?
+            .map(|row| row.value)
+            .ok_or_else(|| StoreError::Internal("the revocation sequence row is missing".into()))
     }
-}
 
-#[async_trait::async_trait]
-impl RevocationStore for SqlRevocations {
-    async fn revoke(&self, jtis: &[RevokedJti]) -> Result<(), StoreError> {
+    /// Writes the revocations and raises the sequence in one transaction; returns the new
+    /// sequence number.
+    async fn revoke_counted(&self, jtis: &[RevokedJti]) -> Result<i64, StoreError> {
         if jtis.is_empty() {
-            return Ok(());
+            return self.sequence().await;
         }
         let now = Utc::now();
         let rows = jtis.iter().map(|r| {
@@ -73,24 +84,28 @@ impl RevocationStore for SqlRevocations {
             }
             .into_active_model()
         });
+        let txn = self.db.begin().await.map_err(err)?;
         revoked_jti::Entity::insert_many(rows)
             .on_conflict(
                 OnConflict::column(revoked_jti::Column::Jti)
                     .do_nothing()
                     .to_owned(),
             )
-            .exec_without_returning(&self.db)
+            .exec_without_returning(&txn)
             .await
-            .map(|_| ())
-            .map_err(err)
+            .map_err(err)?;
+        let seq = next_sequence(&txn).await?;
+        txn.commit().await.map_err(err)?;
+        Ok(seq)
     }
 
-    async fn revoke_user(
+    /// Sets the cut-off (forward only) and raises the sequence in one transaction.
+    async fn revoke_user_counted(
         &self,
         user: Uuid,
         cutoff: i64,
         until: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<i64, StoreError> {
         let row = user_cutoff::Model {
             user_id: user,
             not_before: cutoff,
@@ -122,7 +137,44 @@ impl RevocationStore for SqlRevocations {
             .exec(&txn)
             .await
             .map_err(err)?;
-        txn.commit().await.map_err(err)
+        let seq = next_sequence(&txn).await?;
+        txn.commit().await.map_err(err)?;
+        Ok(seq)
+    }
+
+    async fn live_entries(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<(Vec<revoked_jti::Model>, Vec<user_cutoff::Model>), StoreError> {
+        let jtis = revoked_jti::Entity::find()
+            .filter(revoked_jti::Column::ExpiresAt.gt(now))
+            .all(&self.db)
+            .await
+            .map_err(err)?;
+        let cutoffs = user_cutoff::Entity::find()
+            .filter(user_cutoff::Column::ExpiresAt.gt(now))
+            .all(&self.db)
+            .await
+            .map_err(err)?;
+        Ok((jtis, cutoffs))
+    }
+}
+
+#[async_trait::async_trait]
+impl RevocationStore for SqlRevocations {
+    async fn revoke(&self, jtis: &[RevokedJti]) -> Result<(), StoreError> {
+        self.revoke_counted(jtis).await.map(|_| ())
+    }
+
+    async fn revoke_user(
+        &self,
+        user: Uuid,
+        cutoff: i64,
+        until: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.revoke_user_counted(user, cutoff, until)
+            .await
+            .map(|_| ())
     }
 
     async fn is_revoked(
@@ -178,6 +230,12 @@ pub struct RedisRevocations {
     rebuilding: Arc<Mutex<()>>,
     /// When the last rebuild was attempted (unix ms): at most one attempt a second while Redis is down.
     last_attempt: Arc<AtomicI64>,
+    /// The highest revocation sequence number this instance knows SQL has reached (its own
+    /// writes, and a read of SQL at most once a second). Redis showing a lower one missed a
+    /// write, perhaps another instance's: it is not trusted until rebuilt.
+    sql_sequence: Arc<AtomicI64>,
+    /// When SQL's sequence was last read (unix ms).
+    last_sequence_read: Arc<AtomicI64>,
 }
 
 impl RedisRevocations {
@@ -191,7 +249,36 @@ impl RedisRevocations {
             failed_writes: Arc::new(AtomicU64::new(0)),
             rebuilding: Arc::new(Mutex::new(())),
             last_attempt: Arc::new(AtomicI64::new(0)),
+            sql_sequence: Arc::new(AtomicI64::new(0)),
+            last_sequence_read: Arc::new(AtomicI64::new(0)),
         }
+    }
+
+    fn sequence_key(&self) -> String {
+        format!("{}sequence", self.prefix)
+    }
+
+    /// Reads SQL's sequence in the background when the last read is a second old.
+    fn refresh_sql_sequence(&self) {
+        let now = Utc::now().timestamp_millis();
+        let last = self.last_sequence_read.load(Ordering::Relaxed);
+        if now - last < 1000
+            || self
+                .last_sequence_read
+                .compare_exchange(last, now, Ordering::SeqCst, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        let store = self.clone();
+        tokio::spawn(async move {
+            match store.sql.sequence().await {
+                Ok(seq) => {
+                    store.sql_sequence.fetch_max(seq, Ordering::SeqCst);
+                }
+                Err(e) => tracing::warn!(error = %e, "reading the revocation sequence failed"),
+            }
+        });
     }
 
     fn jti_key(&self, jti: &str) -> String {
@@ -221,28 +308,51 @@ impl RedisRevocations {
     }
 
     async fn copy_sql_to_redis(&self) -> Result<(), StoreError> {
+        // Read first: whatever is revoked after this read raises the sequence again.
+        let sequence = self.sql.sequence().await?;
         let now = Utc::now();
         let (jtis, cutoffs) = self.sql.live_entries(now).await?;
+        let mut conn = self.redis.clone();
+        // In chunks: one pipeline of a million entries would hold Redis and this process.
+        for chunk in jtis.chunks(REBUILD_CHUNK) {
+            let mut pipe = redis::pipe();
+            for r in chunk {
+                pipe.set_ex(self.jti_key(&r.jti), 1, ttl(r.expires_at, now))
+                    .ignore();
+            }
+            pipe.query_async::<()>(&mut conn)
+                .await
+                .map_err(redis_error)?;
+        }
+        for chunk in cutoffs.chunks(REBUILD_CHUNK) {
+            let mut pipe = redis::pipe();
+            for c in chunk {
+                pipe.cmd("EVAL")
+                    .arg(FORWARD_ONLY_CUTOFF)
+                    .arg(1)
+                    .arg(self.cutoff_key(c.user_id))
+                    .arg(c.not_before)
+                    .arg(ttl(c.expires_at, now))
+                    .ignore();
+            }
+            pipe.query_async::<()>(&mut conn)
+                .await
+                .map_err(redis_error)?;
+        }
         let mut pipe = redis::pipe();
-        for r in &jtis {
-            pipe.set_ex(self.jti_key(&r.jti), 1, ttl(r.expires_at, now))
-                .ignore();
-        }
-        for c in &cutoffs {
-            pipe.set_ex(
-                self.cutoff_key(c.user_id),
-                c.not_before,
-                ttl(c.expires_at, now),
-            )
+        pipe.cmd("EVAL")
+            .arg(RAISE_SEQUENCE)
+            .arg(1)
+            .arg(self.sequence_key())
+            .arg(sequence)
             .ignore();
-        }
         // The marker expires too, so the list is also rebuilt once a day whatever happens.
         pipe.set_ex(self.epoch_key(), now.timestamp(), 86_400)
             .ignore();
-        let mut conn = self.redis.clone();
         pipe.query_async::<()>(&mut conn)
             .await
             .map_err(redis_error)?;
+        self.sql_sequence.fetch_max(sequence, Ordering::SeqCst);
         tracing::info!(
             jtis = jtis.len(),
             cutoffs = cutoffs.len(),
@@ -292,19 +402,24 @@ fn ttl(expires_at: DateTime<Utc>, now: DateTime<Utc>) -> u64 {
 }
 
 /// Sets a cut-off unless a later one is there; the TTL only grows.
-static FORWARD_ONLY_CUTOFF: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
-    redis::Script::new(
-        r"
-        local current = tonumber(redis.call('GET', KEYS[1]))
-        local ttl = redis.call('TTL', KEYS[1])
-        local value = tonumber(ARGV[1])
-        if current ~= nil and current > value then value = current end
-        local expire = tonumber(ARGV[2])
-        if ttl > expire then expire = ttl end
-        redis.call('SET', KEYS[1], value, 'EX', expire)
-        ",
-    )
-});
+const FORWARD_ONLY_CUTOFF: &str = r"
+local current = tonumber(redis.call('GET', KEYS[1]))
+local ttl = redis.call('TTL', KEYS[1])
+local value = tonumber(ARGV[1])
+if current ~= nil and current > value then value = current end
+local expire = tonumber(ARGV[2])
+if ttl > expire then expire = ttl end
+redis.call('SET', KEYS[1], value, 'EX', expire)
+";
+
+/// Raises the sequence Redis has seen to ARGV[1], never lowers it.
+const RAISE_SEQUENCE: &str = r"
+local current = tonumber(redis.call('GET', KEYS[1]))
+if current == nil or current < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end
+";
+
+/// Entries written to Redis per pipeline when rebuilding.
+const REBUILD_CHUNK: usize = 1000;
 
 fn redis_error(e: redis::RedisError) -> StoreError {
     StoreError::Unavailable(format!("redis: {e}"))
@@ -322,13 +437,20 @@ impl RevocationStore for RedisRevocations {
     }
 
     async fn revoke(&self, jtis: &[RevokedJti]) -> Result<(), StoreError> {
-        self.sql.revoke(jtis).await?;
+        let sequence = self.sql.revoke_counted(jtis).await?;
+        self.sql_sequence.fetch_max(sequence, Ordering::SeqCst);
         let now = Utc::now();
         let mut pipe = redis::pipe();
         for r in jtis {
             pipe.set_ex(self.jti_key(&r.jti), 1, ttl(r.expires_at, now))
                 .ignore();
         }
+        pipe.cmd("EVAL")
+            .arg(RAISE_SEQUENCE)
+            .arg(1)
+            .arg(self.sequence_key())
+            .arg(sequence)
+            .ignore();
         let mut conn = self.redis.clone();
         if let Err(e) = pipe.query_async::<()>(&mut conn).await {
             self.write_failed(&e);
@@ -342,14 +464,24 @@ impl RevocationStore for RedisRevocations {
         cutoff: i64,
         until: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        self.sql.revoke_user(user, cutoff, until).await?;
+        let sequence = self.sql.revoke_user_counted(user, cutoff, until).await?;
+        self.sql_sequence.fetch_max(sequence, Ordering::SeqCst);
         let mut conn = self.redis.clone();
-        let result: redis::RedisResult<()> = FORWARD_ONLY_CUTOFF
-            .key(self.cutoff_key(user))
+        let mut pipe = redis::pipe();
+        pipe.cmd("EVAL")
+            .arg(FORWARD_ONLY_CUTOFF)
+            .arg(1)
+            .arg(self.cutoff_key(user))
             .arg(cutoff)
             .arg(ttl(until, Utc::now()))
-            .invoke_async(&mut conn)
-            .await;
+            .ignore();
+        pipe.cmd("EVAL")
+            .arg(RAISE_SEQUENCE)
+            .arg(1)
+            .arg(self.sequence_key())
+            .arg(sequence)
+            .ignore();
+        let result = pipe.query_async::<()>(&mut conn).await;
         if let Err(e) = result {
             self.write_failed(&e);
         }
@@ -362,6 +494,7 @@ impl RevocationStore for RedisRevocations {
         user: Option<Uuid>,
         iat: i64,
     ) -> Result<bool, StoreError> {
+        self.refresh_sql_sequence();
         if self.stale.load(Ordering::SeqCst) {
             return self.sql_check(jti, user, iat).await;
         }
@@ -371,22 +504,32 @@ impl RevocationStore for RedisRevocations {
             .unwrap_or_else(|| format!("{}cutoff:-", self.prefix));
         let jti_key = self.jti_key(jti.unwrap_or("-"));
         let mut conn = self.redis.clone();
-        let answer: redis::RedisResult<(Option<i64>, Option<i64>, Option<i64>)> =
+        let answer: redis::RedisResult<(Option<i64>, Option<i64>, Option<i64>, Option<i64>)> =
             redis::cmd("MGET")
                 .arg(jti_key)
                 .arg(cutoff_key)
                 .arg(self.epoch_key())
+                .arg(self.sequence_key())
                 .query_async(&mut conn)
                 .await;
         match answer {
-            Ok((_, _, None)) => {
+            Ok((_, _, Some(_), sequence))
+                if sequence.unwrap_or(0) < self.sql_sequence.load(Ordering::SeqCst) =>
+            {
+                tracing::warn!(
+                    "redis is behind SQL (a revocation write was lost): answering from SQL and rebuilding"
+                );
+                self.stale.store(true, Ordering::SeqCst);
+                self.sql_check(jti, user, iat).await
+            }
+            Ok((_, _, None, _)) => {
                 tracing::warn!(
                     "redis lost the revocation list (no epoch marker): rebuilding from SQL"
                 );
                 self.stale.store(true, Ordering::SeqCst);
                 self.sql_check(jti, user, iat).await
             }
-            Ok((revoked, cutoff, Some(_))) => {
+            Ok((revoked, cutoff, Some(_), _)) => {
                 Ok(revoked.is_some() || cutoff.is_some_and(|c| iat < c))
             }
             Err(e) => {

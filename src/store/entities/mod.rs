@@ -3,6 +3,7 @@ pub mod audit_event;
 pub mod auth_token;
 pub mod group;
 pub mod outstanding_token;
+pub mod revocation_sequence;
 pub mod revoked_jti;
 pub mod user;
 pub mod user_cutoff;
