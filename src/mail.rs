@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 
 use crate::{
     domain::mail::{Email, EmailKind, Mailer},
-    settings::{EmailBackend, EmailSettings},
+    settings::{EmailBackend, EmailSettings, SmtpSecurity},
 };
 
 /// Messages waiting for delivery at most; beyond it new ones are dropped (and logged).
@@ -44,14 +44,18 @@ impl MailQueue {
     pub fn start(settings: EmailSettings) -> Result<Self, MailError> {
         let transport = match settings.backend {
             EmailBackend::Smtp => {
-                let builder = match settings.smtp_security.as_str() {
-                    "tls" => AsyncSmtpTransport::<Tokio1Executor>::relay(&settings.smtp_host),
-                    "starttls" => {
+                let builder = match settings.smtp_security {
+                    SmtpSecurity::Tls => {
+                        AsyncSmtpTransport::<Tokio1Executor>::relay(&settings.smtp_host)
+                    }
+                    SmtpSecurity::Starttls => {
                         AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&settings.smtp_host)
                     }
-                    _ => Ok(AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(
-                        &settings.smtp_host,
-                    )),
+                    SmtpSecurity::None => {
+                        Ok(AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(
+                            &settings.smtp_host,
+                        ))
+                    }
                 }
                 .map_err(|e| MailError(e.to_string()))?;
                 let mut builder = builder

@@ -82,7 +82,7 @@ fn with_trailing_slashes(spec: &str) -> String {
 /// The whole application: routes, docs and middleware around them.
 pub fn app(state: AppState) -> impl Endpoint + use<> {
     prometheus();
-    let metrics_beside_api = state.settings.server.metrics_bind.is_empty();
+    let metrics_beside_api = state.settings.server.metrics_bind.is_none();
     let api = api();
     let spec = openapi_json();
     let docs = api.swagger_ui_html().replacen(&api.spec(), &spec, 1);
