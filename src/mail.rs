@@ -1,12 +1,16 @@
 //! Outbound mail: templates rendered here, delivered by a background task through SMTP (lettre),
 //! .eml files in a folder (the embedded default) or the log. The request path only enqueues.
-use std::{path::PathBuf, time::Duration};
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use lettre::{
-    AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
+    AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
     message::{Mailbox, MultiPart},
     transport::smtp::authentication::Credentials,
 };
+use secrecy::ExposeSecret;
 use tokio::sync::mpsc;
 
 use crate::{
@@ -21,7 +25,8 @@ const ATTEMPTS: u32 = 3;
 
 enum Transport {
     Smtp(AsyncSmtpTransport<Tokio1Executor>),
-    File(AsyncFileTransport<Tokio1Executor>),
+    /// One owner-only `.eml` per message in this folder.
+    Folder(PathBuf),
     Console,
 }
 
@@ -62,17 +67,21 @@ impl MailQueue {
                     .port(settings.smtp_port)
                     .timeout(Some(Duration::from_secs(10)));
                 if !settings.smtp_username.is_empty() {
-                    builder = builder.credentials(Credentials::new(
-                        settings.smtp_username.clone(),
-                        settings.smtp_password.clone(),
-                    ));
+                    let password = settings
+                        .smtp_password
+                        .as_ref()
+                        .map(|p| p.expose_secret().to_owned())
+                        .unwrap_or_default();
+                    builder = builder
+                        .credentials(Credentials::new(settings.smtp_username.clone(), password));
                 }
                 Transport::Smtp(builder.build())
             }
             EmailBackend::File => {
-                std::fs::create_dir_all(&settings.file_path)
+                let folder = PathBuf::from(&settings.file_path);
+                create_private_folder(&folder)
                     .map_err(|e| MailError(format!("cannot create {}: {e}", settings.file_path)))?;
-                Transport::File(AsyncFileTransport::new(&settings.file_path))
+                Transport::Folder(folder)
             }
             EmailBackend::Console => Transport::Console,
         };
@@ -110,10 +119,8 @@ async fn deliver(mut receiver: mpsc::Receiver<Email>, transport: Transport, rend
                     .await
                     .map(|_| ())
                     .map_err(|e| e.to_string()),
-                Transport::File(t) => t
-                    .send(message.clone())
+                Transport::Folder(folder) => write_private_eml(folder, &message.formatted())
                     .await
-                    .map(|_| ())
                     .map_err(|e| e.to_string()),
                 Transport::Console => {
                     let text = String::from_utf8_lossy(&message.formatted()).into_owned();
@@ -133,6 +140,32 @@ async fn deliver(mut receiver: mpsc::Receiver<Email>, transport: Transport, rend
             }
         }
     }
+}
+
+/// Creates the mail folder (and missing parents) owner-only; an existing folder keeps its mode.
+fn create_private_folder(folder: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(folder)
+}
+
+/// Writes `<uuid>.eml` readable by the owner only (mailed links carry account tokens), under a
+/// temporary name first so a reader never sees half a message.
+async fn write_private_eml(folder: &Path, message: &[u8]) -> std::io::Result<()> {
+    use tokio::io::AsyncWriteExt;
+    let name = uuid::Uuid::new_v4();
+    let partial = folder.join(format!(".{name}.eml.partial"));
+    let mut options = tokio::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    let mut file = options.open(&partial).await?;
+    file.write_all(message).await?;
+    file.sync_all().await?;
+    drop(file);
+    tokio::fs::rename(&partial, folder.join(format!("{name}.eml"))).await
 }
 
 impl Renderer {

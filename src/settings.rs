@@ -3,6 +3,7 @@
 use std::{collections::HashMap, net::SocketAddr, time::Duration};
 
 use config::{Config, Environment, File, FileFormat};
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Deserializer, de::Error as _};
 
 use crate::domain::{
@@ -49,7 +50,8 @@ pub struct ServerSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatabaseSettings {
-    pub url: String,
+    /// May hold a password: Debug prints it redacted.
+    pub url: SecretString,
     pub migrate_on_start: bool,
     pub max_connections: u32,
     #[serde(deserialize_with = "duration")]
@@ -80,15 +82,17 @@ pub struct UserSettings {
 
 /// The `[jwt]` section: the keys and what the HTTP layer and the server need around the token
 /// rules, which are the domain's [`JwtRules`] read from the same section.
-#[derive(Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct JwtSettings {
     #[serde(deserialize_with = "jwt_algorithm")]
     pub algorithm: jsonwebtoken::Algorithm,
-    #[serde(default)]
-    pub signing_key: String,
+    /// From the environment only; None when unset or "".
+    #[serde(default, deserialize_with = "optional_secret")]
+    pub signing_key: Option<SecretString>,
     pub signing_key_file: String,
-    pub verifying_keys: Vec<String>,
+    /// Older HMAC secrets (secrets too) or public keys.
+    pub verifying_keys: Vec<SecretString>,
     pub verifying_key_files: Vec<String>,
     pub auth_header_types: Vec<String>,
     #[serde(deserialize_with = "duration")]
@@ -144,7 +148,7 @@ pub enum SmtpSecurity {
     None,
 }
 
-#[derive(Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EmailSettings {
     pub backend: EmailBackend,
@@ -155,17 +159,10 @@ pub struct EmailSettings {
     pub smtp_port: u16,
     pub smtp_security: SmtpSecurity,
     pub smtp_username: String,
-    #[serde(default)]
-    pub smtp_password: String,
+    /// From the environment only; None when unset or "".
+    #[serde(default, deserialize_with = "optional_secret")]
+    pub smtp_password: Option<SecretString>,
     pub templates_dir: String,
-}
-
-impl std::fmt::Debug for EmailSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EmailSettings")
-            .field("backend", &self.backend)
-            .finish_non_exhaustive()
-    }
 }
 
 #[derive(Clone, Deserialize)]
@@ -178,16 +175,8 @@ pub struct RedisSettings {
     pub timeout: Duration,
 }
 
-impl std::fmt::Debug for JwtSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Never print key material.
-        f.debug_struct("JwtSettings")
-            .field("algorithm", &self.algorithm)
-            .finish_non_exhaustive()
-    }
-}
-
 impl std::fmt::Debug for RedisSettings {
+    // URLs may hold a password: only the prefix is shown.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisSettings")
             .field("key_prefix", &self.key_prefix)
@@ -248,7 +237,7 @@ impl Settings {
 
     fn validate(&self) -> Result<(), SettingsError> {
         let bad = |key: &str, why: &str| Err(SettingsError(format!("{key}: {why}")));
-        let db = &self.database.url;
+        let db = self.database.url.expose_secret();
         if !(db.starts_with("sqlite:")
             || db.starts_with("postgres://")
             || db.starts_with("postgresql://"))
@@ -275,7 +264,7 @@ impl Settings {
             return bad("passwords.max_similarity", "must be between 0.1 and 1.0");
         }
         let j = &self.jwt;
-        if !j.signing_key.is_empty() && !j.signing_key_file.is_empty() {
+        if j.signing_key.is_some() && !j.signing_key_file.is_empty() {
             return bad(
                 "jwt.signing_key",
                 "set either jwt.signing_key or jwt.signing_key_file, not both",
@@ -342,6 +331,12 @@ impl Settings {
         }
         Ok(())
     }
+}
+
+/// A secret where "" means "none".
+fn optional_secret<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SecretString>, D::Error> {
+    let text = String::deserialize(d)?;
+    Ok((!text.is_empty()).then(|| SecretString::from(text)))
 }
 
 /// Reads `section` as a `T` alone, so an error names `section.field`.
@@ -413,7 +408,7 @@ mod tests {
     fn defaults_load() {
         let s = Settings::load_from(env(&[])).unwrap();
         assert_eq!(s.server.bind.to_string(), "127.0.0.1:8000");
-        assert_eq!(s.database.url, "sqlite://data/tessera.db");
+        assert_eq!(s.database.url.expose_secret(), "sqlite://data/tessera.db");
         assert_eq!(s.server.shutdown_timeout, Duration::from_secs(10));
     }
 
@@ -427,7 +422,7 @@ mod tests {
         .unwrap();
         assert_eq!(s.server.bind.port(), 9000);
         assert_eq!(s.passwords.queue, 3);
-        assert_eq!(s.database.url, "postgres://x@localhost/y");
+        assert_eq!(s.database.url.expose_secret(), "postgres://x@localhost/y");
         let s = Settings::load_from(env(&[
             ("REDIS_URL", "redis://127.0.0.1:6379/0"),
             ("TESSERA__JWT__VERIFYING_KEY_FILES", "a.pem,b.pem"),
@@ -451,6 +446,22 @@ mod tests {
         assert!(err.to_string().contains("bindd"), "{err}");
         let err = Settings::load_from(env(&[("TESSERA__JWT__ALGORITHM", "none")])).unwrap_err();
         assert!(err.to_string().contains("jwt.algorithm"), "{err}");
+        for (var, key) in [
+            (
+                "TESSERA__JWT__REFRESH_TOKEN_LIFETIME",
+                "jwt.refresh_token_lifetime",
+            ),
+            (
+                "TESSERA__ACCOUNTS__PASSWORD_RESET_TIMEOUT",
+                "accounts.password_reset_timeout",
+            ),
+            ("TESSERA__TOKENS__TOKEN_LIFETIME", "tokens.token_lifetime"),
+            ("TESSERA__AUDIT__RETENTION", "audit.retention"),
+        ] {
+            let err = Settings::load_from(env(&[(var, "300000y")])).unwrap_err();
+            assert!(err.to_string().contains(key), "{err}");
+            assert!(err.to_string().contains("longer than 100 years"), "{err}");
+        }
         let err = Settings::load_from(env(&[("DATABASE_URL", "mysql://x")])).unwrap_err();
         assert!(err.to_string().contains("database.url"), "{err}");
     }
@@ -553,6 +564,43 @@ mod tests {
             defaults.throttle.scopes["login"],
             Rate::parse("30/min").unwrap()
         );
+    }
+
+    #[test]
+    fn debug_never_prints_secrets() {
+        let s = Settings::load_from(env(&[
+            (
+                "DATABASE_URL",
+                "postgres://tessera:db-hunter2@db.internal/tessera",
+            ),
+            ("REDIS_URL", "redis://:redis-hunter2@cache.internal:6379/0"),
+            (
+                "TESSERA__JWT__SIGNING_KEY",
+                "sk-0f3a9c1e7b2d4a6f8e0c2b4d6f8a0c2e",
+            ),
+            (
+                "TESSERA__JWT__VERIFYING_KEYS",
+                "vk-9b8a7c6d5e4f3a2b1c0d9e8f7a6b5c4d",
+            ),
+            ("TESSERA__EMAIL__SMTP_USERNAME", "mailer"),
+            ("TESSERA__EMAIL__SMTP_PASSWORD", "smtp-hunter2"),
+        ]))
+        .unwrap();
+        let printed = format!("{s:?} {s:#?}");
+        for secret in [
+            "db-hunter2",
+            "redis-hunter2",
+            "sk-0f3a9c1e7b2d4a6f8e0c2b4d6f8a0c2e",
+            "vk-9b8a7c6d5e4f3a2b1c0d9e8f7a6b5c4d",
+            "smtp-hunter2",
+        ] {
+            assert!(!printed.contains(secret), "{secret} printed in {printed}");
+        }
+        // The rest still shows, so Debug stays useful.
+        assert!(printed.contains("access_lifetime"), "{printed}");
+        assert!(printed.contains("mailer"), "{printed}");
+        let key = s.jwt.signing_key.as_ref().unwrap();
+        assert_eq!(key.expose_secret(), "sk-0f3a9c1e7b2d4a6f8e0c2b4d6f8a0c2e");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 use std::{path::PathBuf, sync::Arc};
 
 use sea_orm::DatabaseConnection;
+use secrecy::ExposeSecret;
 
 use crate::{
     StartError,
@@ -196,8 +197,8 @@ fn load_keys(settings: &Settings) -> Result<(KeyRing, Vec<u8>), StartError> {
     let read =
         |path: &str| std::fs::read(path).map_err(|e| KeyError(format!("cannot read {path}: {e}")));
     let hmac = algorithm.family() == jsonwebtoken::AlgorithmFamily::Hmac;
-    let signing = if !j.signing_key.is_empty() {
-        j.signing_key.clone().into_bytes()
+    let signing = if let Some(key) = &j.signing_key {
+        key.expose_secret().as_bytes().to_vec()
     } else if !j.signing_key_file.is_empty() {
         trim_secret(read(&j.signing_key_file)?, hmac)
     } else if let (true, Some(path)) = (hmac, embedded_key_path(settings)) {
@@ -215,7 +216,7 @@ fn load_keys(settings: &Settings) -> Result<(KeyRing, Vec<u8>), StartError> {
     let mut others: Vec<Vec<u8>> = j
         .verifying_keys
         .iter()
-        .map(|k| k.clone().into_bytes())
+        .map(|k| k.expose_secret().as_bytes().to_vec())
         .collect();
     for path in &j.verifying_key_files {
         others.push(trim_secret(read(path)?, hmac));
@@ -236,7 +237,7 @@ fn trim_secret(mut bytes: Vec<u8>, hmac: bool) -> Vec<u8> {
 
 /// `<folder of the SQLite file>/jwt-signing.key` for the embedded default; None for PostgreSQL.
 fn embedded_key_path(settings: &Settings) -> Option<PathBuf> {
-    let url = &settings.database.url;
+    let url = settings.database.url.expose_secret();
     let rest = url
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))?;

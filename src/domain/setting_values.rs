@@ -4,11 +4,22 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, de::Error};
 
-/// A human duration ("500ms", "5m", "1d").
+/// The longest duration a setting may hold (100 years, as humantime counts them): anything
+/// longer is a typo ("300000y"), and a duration beyond the clock's range would panic where it
+/// is added to a timestamp, at the first login rather than at start.
+pub const MAX_DURATION: Duration = Duration::from_secs(100 * 31_557_600);
+
+/// A human duration ("500ms", "5m", "1d") of at most [`MAX_DURATION`].
 pub fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let text = String::deserialize(d)?;
-    humantime::parse_duration(&text)
-        .map_err(|e| D::Error::custom(format!("`{text}` is not a duration ({e})")))
+    let value = humantime::parse_duration(&text)
+        .map_err(|e| D::Error::custom(format!("`{text}` is not a duration ({e})")))?;
+    if value > MAX_DURATION {
+        return Err(D::Error::custom(format!(
+            "`{text}` is longer than 100 years"
+        )));
+    }
+    Ok(value)
 }
 
 /// A duration where "0s" means "none" (never expires, never runs).
@@ -20,4 +31,36 @@ pub fn optional_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Durat
 pub fn optional_text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     let text = String::deserialize(d)?;
     Ok((!text.is_empty()).then_some(text))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::de::{IntoDeserializer, value::Error as ValueError};
+
+    fn read(text: &str) -> Result<Duration, ValueError> {
+        duration(text.into_deserializer())
+    }
+
+    #[test]
+    fn durations_are_bounded_by_a_hundred_years() {
+        assert_eq!(read("5m").unwrap(), Duration::from_secs(300));
+        assert_eq!(read("100y").unwrap(), MAX_DURATION);
+        for too_long in ["300000y", "101y", "36525d 1s", "18446744073709551615s"] {
+            let err = read(too_long).unwrap_err().to_string();
+            assert!(err.contains("longer than 100 years"), "{too_long}: {err}");
+        }
+        // The bound keeps every addition the server makes in the clock's range.
+        let now = chrono::Utc::now();
+        assert!(
+            now.checked_add_signed(chrono::Duration::from_std(MAX_DURATION).unwrap())
+                .is_some()
+        );
+        assert!(
+            std::time::SystemTime::now()
+                .checked_add(MAX_DURATION)
+                .is_some()
+        );
+        assert!(read("soon").is_err());
+    }
 }
