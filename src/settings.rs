@@ -30,6 +30,7 @@ pub struct Settings {
     pub email: EmailSettings,
     pub throttle: ThrottleSettings,
     pub audit: AuditSettings,
+    pub auth: AuthSettings,
     /// `--dev`: allows an ephemeral or short signing key. Not a config key.
     #[serde(skip)]
     pub dev: bool,
@@ -99,6 +100,16 @@ pub struct JwtSettings {
     pub prune_interval: Duration,
     #[serde(flatten)]
     pub rules: JwtRules,
+}
+
+/// `[auth]`: which authentication schemes requests may use besides `Bearer` and `Token`
+/// (a Djoser project's DEFAULT_AUTHENTICATION_CLASSES).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSettings {
+    /// HTTP Basic (DRF's BasicAuthentication): a full password check per request, so off by
+    /// default; off, a `Basic` header is ignored like any unknown scheme.
+    pub basic: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -410,6 +421,7 @@ mod tests {
         assert_eq!(s.server.bind.to_string(), "127.0.0.1:8000");
         assert_eq!(s.database.url.expose_secret(), "sqlite://data/tessera.db");
         assert_eq!(s.server.shutdown_timeout, Duration::from_secs(10));
+        assert!(!s.auth.basic, "Basic authentication is opt-in");
     }
 
     #[test]

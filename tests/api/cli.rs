@@ -139,6 +139,7 @@ async fn createsuperuser_without_input_makes_a_staff_user_that_can_log_in() {
                 "TESSERA__SERVER__BIND".to_string(),
                 "127.0.0.1:0".to_string(),
             ),
+            ("TESSERA__AUTH__BASIC".to_string(), "true".to_string()),
         ]
         .into(),
     )
