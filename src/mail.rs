@@ -6,8 +6,7 @@ use std::{
 };
 
 use lettre::{
-    AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
-    message::{Mailbox, MultiPart},
+    AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor, message::MultiPart,
     transport::smtp::authentication::Credentials,
 };
 use secrecy::ExposeSecret;
@@ -85,10 +84,6 @@ impl MailQueue {
             }
             EmailBackend::Console => Transport::Console,
         };
-        settings
-            .from
-            .parse::<Mailbox>()
-            .map_err(|e| MailError(format!("email.from: {e}")))?;
         let (sender, receiver) = mpsc::channel(QUEUE);
         tokio::spawn(deliver(receiver, transport, Renderer { settings }));
         Ok(Self { sender })
@@ -189,7 +184,7 @@ impl Renderer {
                 .replace("{url}", &value(email.url.as_deref().unwrap_or("")))
         };
         Message::builder()
-            .from(s.from.parse().map_err(|e| format!("from: {e}"))?)
+            .from(s.from.clone())
             .to(email.to.parse().map_err(|e| format!("to: {e}"))?)
             .subject(fill(subject.trim(), false))
             .multipart(MultiPart::alternative_plain_html(

@@ -163,7 +163,8 @@ pub enum SmtpSecurity {
 #[serde(deny_unknown_fields)]
 pub struct EmailSettings {
     pub backend: EmailBackend,
-    pub from: String,
+    #[serde(deserialize_with = "mailbox")]
+    pub from: lettre::message::Mailbox,
     pub site_name: String,
     pub file_path: String,
     pub smtp_host: String,
@@ -317,12 +318,6 @@ impl Settings {
                 );
             }
         }
-        if self.email.from.parse::<lettre::message::Mailbox>().is_err() {
-            return bad(
-                "email.from",
-                "is not an email address (e.g. \"Site <noreply@example.com>\")",
-            );
-        }
         if !self.redis.url.is_empty() && !self.redis.cluster_nodes.is_empty() {
             return bad(
                 "redis.cluster_nodes",
@@ -342,6 +337,16 @@ impl Settings {
         }
         Ok(())
     }
+}
+
+/// A sender like "Site <noreply@example.com>".
+fn mailbox<'de, D: Deserializer<'de>>(d: D) -> Result<lettre::message::Mailbox, D::Error> {
+    let text = String::deserialize(d)?;
+    text.parse().map_err(|e| {
+        D::Error::custom(format!(
+            "`{text}` is not an email address like \"Site <noreply@example.com>\" ({e})"
+        ))
+    })
 }
 
 /// A secret where "" means "none".
@@ -531,6 +536,7 @@ mod tests {
                 "email.smtp_security",
             ),
             ("TESSERA__PASSWORDS__QUEUE", "many", "passwords.queue"),
+            ("TESSERA__EMAIL__FROM", "nobody", "email.from"),
         ] {
             let err = Settings::load_from(env(&[(var, value)])).unwrap_err();
             assert!(err.to_string().contains(key), "{var}: {err}");
