@@ -196,13 +196,8 @@ impl Renderer {
 
     /// An operator's template file, if there is one.
     fn template(&self, name: &str, extension: &str) -> Option<String> {
-        if self.settings.templates_dir.is_empty() {
-            return None;
-        }
-        std::fs::read_to_string(
-            PathBuf::from(&self.settings.templates_dir).join(format!("{name}.{extension}")),
-        )
-        .ok()
+        let folder = self.settings.templates_dir.as_deref()?;
+        std::fs::read_to_string(PathBuf::from(folder).join(format!("{name}.{extension}"))).ok()
     }
 }
 

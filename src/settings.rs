@@ -7,8 +7,12 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Deserializer, de::Error as _};
 
 use crate::domain::{
-    accounts::AccountRules, opaque::OpaqueRules, setting_values::duration, throttle::Rate,
-    tokens::JwtRules, users::UserRules,
+    accounts::AccountRules,
+    opaque::OpaqueRules,
+    setting_values::{duration, optional_text},
+    throttle::Rate,
+    tokens::JwtRules,
+    users::UserRules,
 };
 pub use crate::domain::{passwords::PasswordSettings, users::LoginField};
 
@@ -91,7 +95,9 @@ pub struct JwtSettings {
     /// From the environment only; None when unset or "".
     #[serde(default, deserialize_with = "optional_secret")]
     pub signing_key: Option<SecretString>,
-    pub signing_key_file: String,
+    /// None when "".
+    #[serde(deserialize_with = "optional_text")]
+    pub signing_key_file: Option<String>,
     /// Older HMAC secrets (secrets too) or public keys.
     pub verifying_keys: Vec<SecretString>,
     pub verifying_key_files: Vec<String>,
@@ -174,7 +180,9 @@ pub struct EmailSettings {
     /// From the environment only; None when unset or "".
     #[serde(default, deserialize_with = "optional_secret")]
     pub smtp_password: Option<SecretString>,
-    pub templates_dir: String,
+    /// Folder of template overrides; None when "".
+    #[serde(deserialize_with = "optional_text")]
+    pub templates_dir: Option<String>,
 }
 
 #[derive(Clone, Deserialize)]
@@ -276,7 +284,7 @@ impl Settings {
             return bad("passwords.max_similarity", "must be between 0.1 and 1.0");
         }
         let j = &self.jwt;
-        if j.signing_key.is_some() && !j.signing_key_file.is_empty() {
+        if j.signing_key.is_some() && j.signing_key_file.is_some() {
             return bad(
                 "jwt.signing_key",
                 "set either jwt.signing_key or jwt.signing_key_file, not both",

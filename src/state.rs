@@ -199,8 +199,8 @@ fn load_keys(settings: &Settings) -> Result<(KeyRing, Vec<u8>), StartError> {
     let hmac = algorithm.family() == jsonwebtoken::AlgorithmFamily::Hmac;
     let signing = if let Some(key) = &j.signing_key {
         key.expose_secret().as_bytes().to_vec()
-    } else if !j.signing_key_file.is_empty() {
-        trim_secret(read(&j.signing_key_file)?, hmac)
+    } else if let Some(path) = &j.signing_key_file {
+        trim_secret(read(path)?, hmac)
     } else if let (true, Some(path)) = (hmac, embedded_key_path(settings)) {
         embedded_key(&path)?
     } else if settings.dev && hmac {
