@@ -590,6 +590,14 @@ mod tests {
             defaults.throttle.scopes["login"],
             Rate::parse("30/min").unwrap()
         );
+        // Environment values that look like numbers stay text where text is expected.
+        let numeric = Settings::load_from(env(&[
+            ("TESSERA__JWT__AUDIENCE", "12345"),
+            ("TESSERA__JWT__USER_ID_CLAIM", "42"),
+        ]))
+        .unwrap();
+        assert_eq!(numeric.jwt.rules.audience.as_deref(), Some("12345"));
+        assert_eq!(numeric.jwt.rules.user_id_claim, "42");
     }
 
     #[test]

@@ -15,7 +15,7 @@ use super::{
     groups::GroupStore,
     keys::KeyRing,
     revocation::{OutstandingToken, RevocationStore, RevokedJti, TokenLedger},
-    setting_values::{duration, optional_text},
+    setting_values::{duration, optional_text, text},
     users::{User, UserService},
 };
 
@@ -55,8 +55,11 @@ pub struct JwtRules {
     pub issuer: Option<String>,
     #[serde(deserialize_with = "optional_text")]
     pub audience: Option<String>,
+    #[serde(deserialize_with = "text")]
     pub user_id_claim: String,
+    #[serde(deserialize_with = "text")]
     pub token_type_claim: String,
+    #[serde(deserialize_with = "text")]
     pub jti_claim: String,
     pub claims: ExtraClaims,
 }
