@@ -55,14 +55,14 @@ impl Application {
     /// Connects, migrates (if configured) and binds `server.bind` (port 0 picks a free port).
     pub async fn build(settings: Settings) -> Result<Self, StartError> {
         let addr = settings.server.bind;
-        let metrics = match settings.server.metrics_bind.parse::<SocketAddr>() {
-            Ok(addr) => Some(
+        let metrics = match settings.server.metrics_bind {
+            Some(addr) => Some(
                 TcpListener::bind(addr)
                     .into_acceptor()
                     .await
                     .map_err(|source| StartError::Bind { addr, source })?,
             ),
-            Err(_) => None,
+            None => None,
         };
         let state = AppState::connect(settings).await?;
         let acceptor = TcpListener::bind(addr)

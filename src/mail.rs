@@ -1,17 +1,20 @@
 //! Outbound mail: templates rendered here, delivered by a background task through SMTP (lettre),
 //! .eml files in a folder (the embedded default) or the log. The request path only enqueues.
-use std::{path::PathBuf, time::Duration};
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use lettre::{
-    AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
-    message::{Mailbox, MultiPart},
+    AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor, message::MultiPart,
     transport::smtp::authentication::Credentials,
 };
+use secrecy::ExposeSecret;
 use tokio::sync::mpsc;
 
 use crate::{
     domain::mail::{Email, EmailKind, Mailer},
-    settings::{EmailBackend, EmailSettings},
+    settings::{EmailBackend, EmailSettings, SmtpSecurity},
 };
 
 /// Messages waiting for delivery at most; beyond it new ones are dropped (and logged).
@@ -21,7 +24,8 @@ const ATTEMPTS: u32 = 3;
 
 enum Transport {
     Smtp(AsyncSmtpTransport<Tokio1Executor>),
-    File(AsyncFileTransport<Tokio1Executor>),
+    /// One owner-only `.eml` per message in this folder.
+    Folder(PathBuf),
     Console,
 }
 
@@ -44,38 +48,42 @@ impl MailQueue {
     pub fn start(settings: EmailSettings) -> Result<Self, MailError> {
         let transport = match settings.backend {
             EmailBackend::Smtp => {
-                let builder = match settings.smtp_security.as_str() {
-                    "tls" => AsyncSmtpTransport::<Tokio1Executor>::relay(&settings.smtp_host),
-                    "starttls" => {
+                let builder = match settings.smtp_security {
+                    SmtpSecurity::Tls => {
+                        AsyncSmtpTransport::<Tokio1Executor>::relay(&settings.smtp_host)
+                    }
+                    SmtpSecurity::Starttls => {
                         AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&settings.smtp_host)
                     }
-                    _ => Ok(AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(
-                        &settings.smtp_host,
-                    )),
+                    SmtpSecurity::None => {
+                        Ok(AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(
+                            &settings.smtp_host,
+                        ))
+                    }
                 }
                 .map_err(|e| MailError(e.to_string()))?;
                 let mut builder = builder
                     .port(settings.smtp_port)
                     .timeout(Some(Duration::from_secs(10)));
                 if !settings.smtp_username.is_empty() {
-                    builder = builder.credentials(Credentials::new(
-                        settings.smtp_username.clone(),
-                        settings.smtp_password.clone(),
-                    ));
+                    let password = settings
+                        .smtp_password
+                        .as_ref()
+                        .map(|p| p.expose_secret().to_owned())
+                        .unwrap_or_default();
+                    builder = builder
+                        .credentials(Credentials::new(settings.smtp_username.clone(), password));
                 }
                 Transport::Smtp(builder.build())
             }
             EmailBackend::File => {
-                std::fs::create_dir_all(&settings.file_path)
+                let folder = PathBuf::from(&settings.file_path);
+                create_private_folder(&folder)
                     .map_err(|e| MailError(format!("cannot create {}: {e}", settings.file_path)))?;
-                Transport::File(AsyncFileTransport::new(&settings.file_path))
+                Transport::Folder(folder)
             }
             EmailBackend::Console => Transport::Console,
         };
-        settings
-            .from
-            .parse::<Mailbox>()
-            .map_err(|e| MailError(format!("email.from: {e}")))?;
         let (sender, receiver) = mpsc::channel(QUEUE);
         tokio::spawn(deliver(receiver, transport, Renderer { settings }));
         Ok(Self { sender })
@@ -106,10 +114,8 @@ async fn deliver(mut receiver: mpsc::Receiver<Email>, transport: Transport, rend
                     .await
                     .map(|_| ())
                     .map_err(|e| e.to_string()),
-                Transport::File(t) => t
-                    .send(message.clone())
+                Transport::Folder(folder) => write_private_eml(folder, &message.formatted())
                     .await
-                    .map(|_| ())
                     .map_err(|e| e.to_string()),
                 Transport::Console => {
                     let text = String::from_utf8_lossy(&message.formatted()).into_owned();
@@ -129,6 +135,32 @@ async fn deliver(mut receiver: mpsc::Receiver<Email>, transport: Transport, rend
             }
         }
     }
+}
+
+/// Creates the mail folder (and missing parents) owner-only; an existing folder keeps its mode.
+fn create_private_folder(folder: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(folder)
+}
+
+/// Writes `<uuid>.eml` readable by the owner only (mailed links carry account tokens), under a
+/// temporary name first so a reader never sees half a message.
+async fn write_private_eml(folder: &Path, message: &[u8]) -> std::io::Result<()> {
+    use tokio::io::AsyncWriteExt;
+    let name = uuid::Uuid::new_v4();
+    let partial = folder.join(format!(".{name}.eml.partial"));
+    let mut options = tokio::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    let mut file = options.open(&partial).await?;
+    file.write_all(message).await?;
+    file.sync_all().await?;
+    drop(file);
+    tokio::fs::rename(&partial, folder.join(format!("{name}.eml"))).await
 }
 
 impl Renderer {
@@ -152,7 +184,7 @@ impl Renderer {
                 .replace("{url}", &value(email.url.as_deref().unwrap_or("")))
         };
         Message::builder()
-            .from(s.from.parse().map_err(|e| format!("from: {e}"))?)
+            .from(s.from.clone())
             .to(email.to.parse().map_err(|e| format!("to: {e}"))?)
             .subject(fill(subject.trim(), false))
             .multipart(MultiPart::alternative_plain_html(
@@ -164,13 +196,8 @@ impl Renderer {
 
     /// An operator's template file, if there is one.
     fn template(&self, name: &str, extension: &str) -> Option<String> {
-        if self.settings.templates_dir.is_empty() {
-            return None;
-        }
-        std::fs::read_to_string(
-            PathBuf::from(&self.settings.templates_dir).join(format!("{name}.{extension}")),
-        )
-        .ok()
+        let folder = self.settings.templates_dir.as_deref()?;
+        std::fs::read_to_string(PathBuf::from(folder).join(format!("{name}.{extension}"))).ok()
     }
 }
 

@@ -3,7 +3,18 @@
 use std::{collections::HashMap, net::SocketAddr, time::Duration};
 
 use config::{Config, Environment, File, FileFormat};
-use serde::{Deserialize, Deserializer};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Deserializer, de::Error as _};
+
+use crate::domain::{
+    accounts::AccountRules,
+    opaque::OpaqueRules,
+    setting_values::{duration, optional_text},
+    throttle::Rate,
+    tokens::JwtRules,
+    users::UserRules,
+};
+pub use crate::domain::{passwords::PasswordSettings, users::LoginField};
 
 const DEFAULTS: &str = include_str!("../config/default.toml");
 
@@ -18,11 +29,12 @@ pub struct Settings {
     pub users: UserSettings,
     pub jwt: JwtSettings,
     pub redis: RedisSettings,
-    pub tokens: TokenSettings,
-    pub accounts: AccountSettings,
+    pub tokens: OpaqueRules,
+    pub accounts: AccountRules,
     pub email: EmailSettings,
     pub throttle: ThrottleSettings,
     pub audit: AuditSettings,
+    pub auth: AuthSettings,
     /// `--dev`: allows an ephemeral or short signing key. Not a config key.
     #[serde(skip)]
     pub dev: bool,
@@ -32,7 +44,9 @@ pub struct Settings {
 #[serde(deny_unknown_fields)]
 pub struct ServerSettings {
     pub bind: SocketAddr,
-    pub metrics_bind: String,
+    /// None ("") serves /metrics beside the API.
+    #[serde(deserialize_with = "optional_address")]
+    pub metrics_bind: Option<SocketAddr>,
     pub body_limit: usize,
     #[serde(deserialize_with = "duration")]
     pub shutdown_timeout: Duration,
@@ -41,7 +55,8 @@ pub struct ServerSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatabaseSettings {
-    pub url: String,
+    /// May hold a password: Debug prints it redacted.
+    pub url: SecretString,
     pub migrate_on_start: bool,
     pub max_connections: u32,
     #[serde(deserialize_with = "duration")]
@@ -64,64 +79,43 @@ pub enum LogFormat {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct PasswordSettings {
-    pub memory_kib: u32,
-    pub iterations: u32,
-    pub parallelism: u32,
-    pub workers: usize,
-    pub queue: usize,
-    pub min_length: usize,
-    pub max_similarity: f64,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct UserSettings {
     pub page_size: u64,
     #[serde(deserialize_with = "duration")]
     pub cache_ttl: Duration,
 }
 
-#[derive(Clone, Deserialize)]
+/// The `[jwt]` section: the keys and what the HTTP layer and the server need around the token
+/// rules, which are the domain's [`JwtRules`] read from the same section.
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct JwtSettings {
-    pub algorithm: String,
-    #[serde(default)]
-    pub signing_key: String,
-    pub signing_key_file: String,
-    pub verifying_keys: Vec<String>,
+    #[serde(deserialize_with = "jwt_algorithm")]
+    pub algorithm: jsonwebtoken::Algorithm,
+    /// From the environment only; None when unset or "".
+    #[serde(default, deserialize_with = "optional_secret")]
+    pub signing_key: Option<SecretString>,
+    /// None when "".
+    #[serde(deserialize_with = "optional_text")]
+    pub signing_key_file: Option<String>,
+    /// Older HMAC secrets (secrets too) or public keys.
+    pub verifying_keys: Vec<SecretString>,
     pub verifying_key_files: Vec<String>,
-    #[serde(deserialize_with = "duration")]
-    pub access_token_lifetime: Duration,
-    #[serde(deserialize_with = "duration")]
-    pub refresh_token_lifetime: Duration,
-    pub rotate_refresh_tokens: bool,
-    pub blacklist_after_rotation: bool,
-    pub update_last_login: bool,
-    #[serde(deserialize_with = "duration")]
-    pub reuse_grace: Duration,
-    #[serde(deserialize_with = "duration")]
-    pub leeway: Duration,
-    pub audience: String,
-    pub issuer: String,
-    pub user_id_claim: String,
-    pub token_type_claim: String,
-    pub jti_claim: String,
     pub auth_header_types: Vec<String>,
     #[serde(deserialize_with = "duration")]
     pub prune_interval: Duration,
-    pub claims: ClaimSettings,
+    #[serde(flatten)]
+    pub rules: JwtRules,
 }
 
-/// `[jwt.claims]`: user facts added to access tokens (none by default: SimpleJWT's tokens).
+/// `[auth]`: which authentication schemes requests may use besides `Bearer` and `Token`
+/// (a Djoser project's DEFAULT_AUTHENTICATION_CLASSES).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ClaimSettings {
-    pub groups: bool,
-    pub username: bool,
-    pub email: bool,
-    pub is_staff: bool,
-    pub is_superuser: bool,
+pub struct AuthSettings {
+    /// HTTP Basic (DRF's BasicAuthentication): a full password check per request, so off by
+    /// default; off, a `Basic` header is ignored like any unknown scheme.
+    pub basic: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -136,45 +130,20 @@ pub struct AuditSettings {
 #[serde(deny_unknown_fields)]
 pub struct ThrottleSettings {
     pub enabled: bool,
-    pub anon: String,
-    pub user: String,
-    pub trusted_proxies: Vec<String>,
+    pub anon: Rate,
+    pub user: Rate,
+    /// Proxies whose X-Forwarded-For is believed.
+    #[serde(deserialize_with = "networks")]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     pub lockout_failures: u32,
     pub lockout_ip_failures: u32,
     #[serde(deserialize_with = "duration")]
     pub lockout_window: Duration,
-    pub scopes: HashMap<String, String>,
+    pub scopes: HashMap<String, Rate>,
 }
 
 /// The endpoint groups that may have a rate of their own.
 pub const THROTTLE_SCOPES: [&str; 4] = ["login", "register", "refresh", "password_reset"];
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AccountSettings {
-    pub login_field: LoginField,
-    pub hide_users: bool,
-    pub show_user_roles: bool,
-    pub user_create_password_retype: bool,
-    pub set_password_retype: bool,
-    pub password_reset_confirm_retype: bool,
-    pub send_activation_email: bool,
-    pub send_confirmation_email: bool,
-    pub password_changed_email_confirmation: bool,
-    pub username_changed_email_confirmation: bool,
-    pub activation_url: String,
-    pub password_reset_confirm_url: String,
-    pub username_reset_confirm_url: String,
-    pub protocol: String,
-    pub domain: String,
-    pub password_reset_show_email_not_found: bool,
-    pub username_reset_show_email_not_found: bool,
-    pub logout_on_password_change: bool,
-    #[serde(deserialize_with = "duration")]
-    pub password_reset_timeout: Duration,
-}
-
-pub use crate::domain::users::LoginField;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -184,36 +153,36 @@ pub enum EmailBackend {
     Console,
 }
 
-#[derive(Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EmailSettings {
-    pub backend: EmailBackend,
-    pub from: String,
-    pub site_name: String,
-    pub file_path: String,
-    pub smtp_host: String,
-    pub smtp_port: u16,
-    pub smtp_security: String,
-    pub smtp_username: String,
-    #[serde(default)]
-    pub smtp_password: String,
-    pub templates_dir: String,
-}
-
-impl std::fmt::Debug for EmailSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EmailSettings")
-            .field("backend", &self.backend)
-            .finish_non_exhaustive()
-    }
+/// How the SMTP connection is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpSecurity {
+    /// Plain connection upgraded with STARTTLS (port 587).
+    Starttls,
+    /// Implicit TLS (port 465).
+    Tls,
+    /// No encryption: loopback relays only.
+    None,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct TokenSettings {
-    pub multiple: bool,
-    #[serde(deserialize_with = "duration")]
-    pub token_lifetime: Duration,
+pub struct EmailSettings {
+    pub backend: EmailBackend,
+    #[serde(deserialize_with = "mailbox")]
+    pub from: lettre::message::Mailbox,
+    pub site_name: String,
+    pub file_path: String,
+    pub smtp_host: String,
+    pub smtp_port: u16,
+    pub smtp_security: SmtpSecurity,
+    pub smtp_username: String,
+    /// From the environment only; None when unset or "".
+    #[serde(default, deserialize_with = "optional_secret")]
+    pub smtp_password: Option<SecretString>,
+    /// Folder of template overrides; None when "".
+    #[serde(deserialize_with = "optional_text")]
+    pub templates_dir: Option<String>,
 }
 
 #[derive(Clone, Deserialize)]
@@ -226,16 +195,8 @@ pub struct RedisSettings {
     pub timeout: Duration,
 }
 
-impl std::fmt::Debug for JwtSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Never print key material.
-        f.debug_struct("JwtSettings")
-            .field("algorithm", &self.algorithm)
-            .finish_non_exhaustive()
-    }
-}
-
 impl std::fmt::Debug for RedisSettings {
+    // URLs may hold a password: only the prefix is shown.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisSettings")
             .field("key_prefix", &self.key_prefix)
@@ -284,18 +245,19 @@ impl Settings {
             .map_err(fail)?
             .set_override_option("redis.url", env.get("REDIS_URL").cloned())
             .map_err(fail)?;
-        let settings: Settings = builder
-            .build()
-            .map_err(fail)?
-            .try_deserialize()
-            .map_err(fail)?;
+        let config = builder.build().map_err(fail)?;
+        // serde's flatten forgets which field failed: reading the flattened rules alone first
+        // makes their errors name the key (e.g. `jwt.access_token_lifetime`).
+        check_flattened::<JwtRules>(&config, "jwt").map_err(fail)?;
+        check_flattened::<UserRules>(&config, "accounts").map_err(fail)?;
+        let settings: Settings = config.try_deserialize().map_err(fail)?;
         settings.validate()?;
         Ok(settings)
     }
 
     fn validate(&self) -> Result<(), SettingsError> {
         let bad = |key: &str, why: &str| Err(SettingsError(format!("{key}: {why}")));
-        let db = &self.database.url;
+        let db = self.database.url.expose_secret();
         if !(db.starts_with("sqlite:")
             || db.starts_with("postgres://")
             || db.starts_with("postgresql://"))
@@ -303,14 +265,6 @@ impl Settings {
             return bad(
                 "database.url",
                 "must start with sqlite:, postgres:// or postgresql://",
-            );
-        }
-        if !self.server.metrics_bind.is_empty()
-            && self.server.metrics_bind.parse::<SocketAddr>().is_err()
-        {
-            return bad(
-                "server.metrics_bind",
-                "must be an address like 127.0.0.1:9100, or empty",
             );
         }
         if self.database.max_connections == 0 {
@@ -330,28 +284,22 @@ impl Settings {
             return bad("passwords.max_similarity", "must be between 0.1 and 1.0");
         }
         let j = &self.jwt;
-        if self.jwt_algorithm().is_none() {
-            return bad(
-                "jwt.algorithm",
-                "must be one of HS256, HS384, HS512, RS256, RS384, RS512, ES256, ES384, EdDSA",
-            );
-        }
-        if !j.signing_key.is_empty() && !j.signing_key_file.is_empty() {
+        if j.signing_key.is_some() && j.signing_key_file.is_some() {
             return bad(
                 "jwt.signing_key",
                 "set either jwt.signing_key or jwt.signing_key_file, not both",
             );
         }
-        if j.access_token_lifetime.is_zero() || j.refresh_token_lifetime.is_zero() {
+        if j.rules.access_lifetime.is_zero() || j.rules.refresh_lifetime.is_zero() {
             return bad(
                 "jwt.access_token_lifetime",
                 "token lifetimes must be positive",
             );
         }
         for (key, name) in [
-            ("jwt.user_id_claim", &j.user_id_claim),
-            ("jwt.token_type_claim", &j.token_type_claim),
-            ("jwt.jti_claim", &j.jti_claim),
+            ("jwt.user_id_claim", &j.rules.user_id_claim),
+            ("jwt.token_type_claim", &j.rules.token_type_claim),
+            ("jwt.jti_claim", &j.rules.jti_claim),
         ] {
             if name.is_empty() || ["exp", "iat", "nbf", "iss", "aud"].contains(&name.as_str()) {
                 return bad(
@@ -370,47 +318,13 @@ impl Settings {
                 "must list at least one single word",
             );
         }
-        let t = &self.throttle;
-        for (key, rate) in [("throttle.anon", &t.anon), ("throttle.user", &t.user)] {
-            if crate::domain::throttle::Rate::parse(rate).is_none() {
-                return bad(
-                    key,
-                    "must look like \"100/min\" (units second, minute, hour, day)",
-                );
-            }
-        }
-        for (scope, rate) in &t.scopes {
+        for scope in self.throttle.scopes.keys() {
             if !THROTTLE_SCOPES.contains(&scope.as_str()) {
                 return bad(
                     &format!("throttle.scopes.{scope}"),
                     "unknown scope (login, register, refresh, password_reset)",
                 );
             }
-            if crate::domain::throttle::Rate::parse(rate).is_none() {
-                return bad(
-                    &format!("throttle.scopes.{scope}"),
-                    "must look like \"10/min\"",
-                );
-            }
-        }
-        if let Some(p) = t
-            .trusted_proxies
-            .iter()
-            .find(|p| parse_network(p).is_none())
-        {
-            return bad(
-                "throttle.trusted_proxies",
-                &format!("`{p}` is not an address or CIDR"),
-            );
-        }
-        if !["starttls", "tls", "none"].contains(&self.email.smtp_security.as_str()) {
-            return bad("email.smtp_security", "must be starttls, tls or none");
-        }
-        if self.email.from.parse::<lettre::message::Mailbox>().is_err() {
-            return bad(
-                "email.from",
-                "is not an email address (e.g. \"Site <noreply@example.com>\")",
-            );
         }
         if !self.redis.url.is_empty() && !self.redis.cluster_nodes.is_empty() {
             return bad(
@@ -433,33 +347,76 @@ impl Settings {
     }
 }
 
-impl Settings {
-    /// The configured JWT algorithm (validated at load).
-    pub fn jwt_algorithm(&self) -> Option<jsonwebtoken::Algorithm> {
-        use jsonwebtoken::Algorithm::*;
-        [
-            HS256, HS384, HS512, RS256, RS384, RS512, ES256, ES384, EdDSA,
-        ]
-        .into_iter()
-        .find(|a| format!("{a:?}") == self.jwt.algorithm)
-    }
-}
-
-/// An address (a /32 or /128) or a CIDR.
-pub fn parse_network(text: &str) -> Option<ipnet::IpNet> {
-    text.parse::<ipnet::IpNet>().ok().or_else(|| {
-        text.parse::<std::net::IpAddr>()
-            .ok()
-            .map(ipnet::IpNet::from)
+/// A sender like "Site <noreply@example.com>".
+fn mailbox<'de, D: Deserializer<'de>>(d: D) -> Result<lettre::message::Mailbox, D::Error> {
+    let text = String::deserialize(d)?;
+    text.parse().map_err(|e| {
+        D::Error::custom(format!(
+            "`{text}` is not an email address like \"Site <noreply@example.com>\" ({e})"
+        ))
     })
 }
 
-fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+/// A secret where "" means "none".
+fn optional_secret<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SecretString>, D::Error> {
     let text = String::deserialize(d)?;
-    humantime::parse_duration(&text)
-        .map_err(|e| serde::de::Error::custom(format!("`{text}` is not a duration ({e})")))
+    Ok((!text.is_empty()).then(|| SecretString::from(text)))
 }
 
+/// Reads `section` as a `T` alone, so an error names `section.field`.
+fn check_flattened<T: serde::de::DeserializeOwned>(
+    config: &Config,
+    section: &str,
+) -> Result<(), config::ConfigError> {
+    let table = config.get_table(section)?;
+    let wrapped = config::Map::from([(
+        section.to_owned(),
+        config::Value::new(None, config::ValueKind::Table(table)),
+    )]);
+    HashMap::<String, T>::deserialize(config::Value::new(None, config::ValueKind::Table(wrapped)))
+        .map(drop)
+}
+
+/// The algorithms Tessera signs with (`jwt.algorithm`).
+fn jwt_algorithm<'de, D: Deserializer<'de>>(d: D) -> Result<jsonwebtoken::Algorithm, D::Error> {
+    use jsonwebtoken::Algorithm::*;
+    let text = String::deserialize(d)?;
+    [
+        HS256, HS384, HS512, RS256, RS384, RS512, ES256, ES384, EdDSA,
+    ]
+    .into_iter()
+    .find(|a| format!("{a:?}") == text)
+    .ok_or_else(|| {
+        D::Error::custom(format!(
+            "`{text}` is not one of HS256, HS384, HS512, RS256, RS384, RS512, ES256, ES384, EdDSA"
+        ))
+    })
+}
+
+/// An address like 127.0.0.1:9100, or "" for none.
+fn optional_address<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>, D::Error> {
+    let text = String::deserialize(d)?;
+    if text.is_empty() {
+        return Ok(None);
+    }
+    text.parse().map(Some).map_err(|_| {
+        D::Error::custom(format!(
+            "`{text}` is not an address like 127.0.0.1:9100 (or \"\" for none)"
+        ))
+    })
+}
+
+/// Addresses (each a /32 or /128) or CIDRs.
+fn networks<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<ipnet::IpNet>, D::Error> {
+    Vec::<String>::deserialize(d)?
+        .iter()
+        .map(|text| {
+            text.parse::<ipnet::IpNet>()
+                .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| D::Error::custom(format!("`{text}` is not an address or CIDR")))
+        })
+        .collect()
+}
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -475,8 +432,9 @@ mod tests {
     fn defaults_load() {
         let s = Settings::load_from(env(&[])).unwrap();
         assert_eq!(s.server.bind.to_string(), "127.0.0.1:8000");
-        assert_eq!(s.database.url, "sqlite://data/tessera.db");
+        assert_eq!(s.database.url.expose_secret(), "sqlite://data/tessera.db");
         assert_eq!(s.server.shutdown_timeout, Duration::from_secs(10));
+        assert!(!s.auth.basic, "Basic authentication is opt-in");
     }
 
     #[test]
@@ -489,7 +447,7 @@ mod tests {
         .unwrap();
         assert_eq!(s.server.bind.port(), 9000);
         assert_eq!(s.passwords.queue, 3);
-        assert_eq!(s.database.url, "postgres://x@localhost/y");
+        assert_eq!(s.database.url.expose_secret(), "postgres://x@localhost/y");
         let s = Settings::load_from(env(&[
             ("REDIS_URL", "redis://127.0.0.1:6379/0"),
             ("TESSERA__JWT__VERIFYING_KEY_FILES", "a.pem,b.pem"),
@@ -498,8 +456,8 @@ mod tests {
         .unwrap();
         assert_eq!(s.redis.url, "redis://127.0.0.1:6379/0");
         assert_eq!(s.jwt.verifying_key_files, vec!["a.pem", "b.pem"]);
-        assert_eq!(s.jwt.access_token_lifetime, Duration::from_secs(90));
-        assert_eq!(s.jwt_algorithm(), Some(jsonwebtoken::Algorithm::HS256));
+        assert_eq!(s.jwt.rules.access_lifetime, Duration::from_secs(90));
+        assert_eq!(s.jwt.algorithm, jsonwebtoken::Algorithm::HS256);
     }
 
     #[test]
@@ -513,8 +471,170 @@ mod tests {
         assert!(err.to_string().contains("bindd"), "{err}");
         let err = Settings::load_from(env(&[("TESSERA__JWT__ALGORITHM", "none")])).unwrap_err();
         assert!(err.to_string().contains("jwt.algorithm"), "{err}");
+        for (var, key) in [
+            (
+                "TESSERA__JWT__REFRESH_TOKEN_LIFETIME",
+                "jwt.refresh_token_lifetime",
+            ),
+            (
+                "TESSERA__ACCOUNTS__PASSWORD_RESET_TIMEOUT",
+                "accounts.password_reset_timeout",
+            ),
+            ("TESSERA__TOKENS__TOKEN_LIFETIME", "tokens.token_lifetime"),
+            ("TESSERA__AUDIT__RETENTION", "audit.retention"),
+        ] {
+            let err = Settings::load_from(env(&[(var, "300000y")])).unwrap_err();
+            assert!(err.to_string().contains(key), "{err}");
+            assert!(err.to_string().contains("longer than 100 years"), "{err}");
+        }
         let err = Settings::load_from(env(&[("DATABASE_URL", "mysql://x")])).unwrap_err();
         assert!(err.to_string().contains("database.url"), "{err}");
+    }
+
+    #[test]
+    fn typed_values_are_parsed_once_and_errors_name_the_key() {
+        for (var, value, key) in [
+            (
+                "TESSERA__JWT__ACCESS_TOKEN_LIFETIME",
+                "soon",
+                "jwt.access_token_lifetime",
+            ),
+            ("TESSERA__JWT__CLAIMS__GROUPS", "maybe", "jwt.claims.groups"),
+            ("TESSERA__JWT__SURPRISE", "x", "surprise"),
+            (
+                "TESSERA__ACCOUNTS__LOGIN_FIELD",
+                "phone",
+                "accounts.login_field",
+            ),
+            ("TESSERA__ACCOUNTS__SURPRISE", "x", "surprise"),
+            (
+                "TESSERA__ACCOUNTS__PASSWORD_RESET_TIMEOUT",
+                "later",
+                "accounts.password_reset_timeout",
+            ),
+            ("TESSERA__THROTTLE__ANON", "lots", "throttle.anon"),
+            (
+                "TESSERA__THROTTLE__SCOPES__LOGIN",
+                "5/fortnight",
+                "throttle.scopes.login",
+            ),
+            (
+                "TESSERA__THROTTLE__SCOPES__LOGOUT",
+                "5/min",
+                "throttle.scopes.logout",
+            ),
+            (
+                "TESSERA__THROTTLE__TRUSTED_PROXIES",
+                "10.0.0.0/8,proxy",
+                "throttle.trusted_proxies",
+            ),
+            (
+                "TESSERA__SERVER__METRICS_BIND",
+                "9100",
+                "server.metrics_bind",
+            ),
+            (
+                "TESSERA__TOKENS__TOKEN_LIFETIME",
+                "forever",
+                "tokens.token_lifetime",
+            ),
+            (
+                "TESSERA__EMAIL__SMTP_SECURITY",
+                "ssl",
+                "email.smtp_security",
+            ),
+            ("TESSERA__PASSWORDS__QUEUE", "many", "passwords.queue"),
+            ("TESSERA__EMAIL__FROM", "nobody", "email.from"),
+        ] {
+            let err = Settings::load_from(env(&[(var, value)])).unwrap_err();
+            assert!(err.to_string().contains(key), "{var}: {err}");
+        }
+        let s = Settings::load_from(env(&[
+            ("TESSERA__THROTTLE__ANON", "5/hour"),
+            ("TESSERA__THROTTLE__TRUSTED_PROXIES", "10.0.0.0/8,192.0.2.7"),
+            ("TESSERA__SERVER__METRICS_BIND", "127.0.0.1:9100"),
+            ("TESSERA__TOKENS__TOKEN_LIFETIME", "2h"),
+            ("TESSERA__JWT__ISSUER", "https://id.example.com"),
+            ("TESSERA__ACCOUNTS__PROTOCOL", "https"),
+            ("TESSERA__ACCOUNTS__DOMAIN", "app.example.com"),
+            ("TESSERA__ACCOUNTS__LOGIN_FIELD", "email"),
+        ]))
+        .unwrap();
+        assert_eq!(s.throttle.anon, Rate::parse("5/hour").unwrap());
+        assert_eq!(
+            s.throttle.trusted_proxies,
+            vec![
+                "10.0.0.0/8".parse::<ipnet::IpNet>().unwrap(),
+                "192.0.2.7/32".parse().unwrap()
+            ]
+        );
+        assert_eq!(
+            s.server.metrics_bind,
+            Some("127.0.0.1:9100".parse().unwrap())
+        );
+        assert_eq!(s.tokens.lifetime, Some(Duration::from_secs(7200)));
+        assert_eq!(
+            s.jwt.rules.issuer.as_deref(),
+            Some("https://id.example.com")
+        );
+        assert_eq!(s.accounts.site_url(), "https://app.example.com");
+        assert_eq!(s.accounts.users.login_field, LoginField::Email);
+        let defaults = Settings::load_from(env(&[])).unwrap();
+        assert_eq!(defaults.server.metrics_bind, None);
+        assert_eq!(defaults.tokens.lifetime, None);
+        assert_eq!(defaults.jwt.rules.issuer, None);
+        assert_eq!(defaults.jwt.rules.audience, None);
+        assert_eq!(defaults.email.smtp_security, SmtpSecurity::Starttls);
+        assert_eq!(defaults.accounts.site_url(), "http://localhost:8000");
+        assert_eq!(
+            defaults.throttle.scopes["login"],
+            Rate::parse("30/min").unwrap()
+        );
+        // Environment values that look like numbers stay text where text is expected.
+        let numeric = Settings::load_from(env(&[
+            ("TESSERA__JWT__AUDIENCE", "12345"),
+            ("TESSERA__JWT__USER_ID_CLAIM", "42"),
+        ]))
+        .unwrap();
+        assert_eq!(numeric.jwt.rules.audience.as_deref(), Some("12345"));
+        assert_eq!(numeric.jwt.rules.user_id_claim, "42");
+    }
+
+    #[test]
+    fn debug_never_prints_secrets() {
+        let s = Settings::load_from(env(&[
+            (
+                "DATABASE_URL",
+                "postgres://tessera:db-hunter2@db.internal/tessera",
+            ),
+            ("REDIS_URL", "redis://:redis-hunter2@cache.internal:6379/0"),
+            (
+                "TESSERA__JWT__SIGNING_KEY",
+                "sk-0f3a9c1e7b2d4a6f8e0c2b4d6f8a0c2e",
+            ),
+            (
+                "TESSERA__JWT__VERIFYING_KEYS",
+                "vk-9b8a7c6d5e4f3a2b1c0d9e8f7a6b5c4d",
+            ),
+            ("TESSERA__EMAIL__SMTP_USERNAME", "mailer"),
+            ("TESSERA__EMAIL__SMTP_PASSWORD", "smtp-hunter2"),
+        ]))
+        .unwrap();
+        let printed = format!("{s:?} {s:#?}");
+        for secret in [
+            "db-hunter2",
+            "redis-hunter2",
+            "sk-0f3a9c1e7b2d4a6f8e0c2b4d6f8a0c2e",
+            "vk-9b8a7c6d5e4f3a2b1c0d9e8f7a6b5c4d",
+            "smtp-hunter2",
+        ] {
+            assert!(!printed.contains(secret), "{secret} printed in {printed}");
+        }
+        // The rest still shows, so Debug stays useful.
+        assert!(printed.contains("access_lifetime"), "{printed}");
+        assert!(printed.contains("mailer"), "{printed}");
+        let key = s.jwt.signing_key.as_ref().unwrap();
+        assert_eq!(key.expose_secret(), "sk-0f3a9c1e7b2d4a6f8e0c2b4d6f8a0c2e");
     }
 
     #[test]

@@ -2,23 +2,24 @@
 use std::{path::PathBuf, sync::Arc};
 
 use sea_orm::DatabaseConnection;
+use secrecy::ExposeSecret;
 
 use crate::{
     StartError,
     crypto::{self, Subkey},
     domain::{
         account_tokens::AccountTokens,
-        accounts::{AccountRules, AccountService},
+        accounts::AccountService,
         groups::{GroupService, GroupStore},
         health::Readiness,
         keys::{KeyError, KeyRing},
-        opaque::{OpaqueRules, OpaqueTokenService},
-        passwords::{BlockingPool, PasswordHasher, PasswordRules},
+        opaque::OpaqueTokenService,
+        passwords::{PasswordHasher, PasswordRules},
         revocation::RevocationStore,
         roles::RoleView,
-        throttle::{LoginGuard, Rate, Throttle},
-        tokens::{ExtraClaims, JwtRules, TokenService},
-        users::{UserRules, UserService, UserStore},
+        throttle::{LoginGuard, Throttle},
+        tokens::TokenService,
+        users::{UserService, UserStore},
     },
     mail::MailQueue,
     settings::Settings,
@@ -47,8 +48,6 @@ pub struct AppState {
     pub readiness: Arc<Readiness>,
     /// Rate limits; None when `throttle.enabled` is off.
     pub throttle: Option<Arc<Throttle>>,
-    /// Proxies whose X-Forwarded-For is believed.
-    pub trusted_proxies: Arc<Vec<ipnet::IpNet>>,
     /// The pool, for the audit writer and operators' tooling.
     pub database: DatabaseConnection,
 }
@@ -77,21 +76,8 @@ impl AppState {
         db: DatabaseConnection,
         redis: Option<(RedisConn, String)>,
     ) -> Result<Self, StartError> {
-        let p = &settings.passwords;
-        let workers = if p.workers == 0 {
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1)
-        } else {
-            p.workers
-        };
-        let hasher = PasswordHasher::new(
-            p.memory_kib,
-            p.iterations,
-            p.parallelism,
-            BlockingPool::new(workers, p.queue),
-        )?;
-        let rules = PasswordRules::new(p.min_length, p.max_similarity);
+        let hasher = PasswordHasher::new(&settings.passwords)?;
+        let rules = PasswordRules::new(&settings.passwords);
         let mut user_store: Arc<dyn UserStore> = Arc::new(SqlUserStore::new(db.clone()));
         if !settings.users.cache_ttl.is_zero() {
             user_store = Arc::new(CachedUserStore::new(
@@ -132,22 +118,11 @@ impl AppState {
         };
         let t = &settings.throttle;
         let throttle = t.enabled.then(|| {
-            let rate = |text: &str| {
-                Rate::parse(text).unwrap_or(Rate {
-                    requests: 1,
-                    period: std::time::Duration::from_secs(1),
-                })
-            };
-            let scopes = t
-                .scopes
-                .iter()
-                .map(|(name, r)| (name.clone(), rate(r)))
-                .collect();
             Arc::new(Throttle::new(
                 shared.clone().as_limiter(),
-                rate(&t.anon),
-                rate(&t.user),
-                scopes,
+                t.anon,
+                t.user,
+                t.scopes.clone(),
             ))
         });
         let guard = LoginGuard::new(
@@ -157,19 +132,11 @@ impl AppState {
             t.lockout_ip_failures,
             t.lockout_window,
         );
-        let trusted_proxies: Vec<ipnet::IpNet> = t
-            .trusted_proxies
-            .iter()
-            .filter_map(|p| crate::settings::parse_network(p))
-            .collect();
         let users = Arc::new(UserService::new(
             user_store.clone(),
             Arc::new(hasher),
             rules,
-            UserRules {
-                hide_users: settings.accounts.hide_users,
-                login_field: settings.accounts.login_field,
-            },
+            settings.accounts.users,
             (t.lockout_failures > 0).then(|| Arc::new(guard)),
         ));
         let readiness = Readiness::new(
@@ -178,7 +145,7 @@ impl AppState {
         );
         let (keys, signing_material) = load_keys(&settings)?;
         let tokens = TokenService::new(
-            jwt_rules(&settings),
+            settings.jwt.rules.clone(),
             keys,
             Arc::new(SqlTokenLedger::new(db.clone())),
             revocations,
@@ -187,15 +154,11 @@ impl AppState {
         );
         // Opaque keys are derived under a subkey of the signing key: no second secret to manage.
         let opaque_secret = crypto::derive(&signing_material, Subkey::OpaqueKeys)?;
-        let t = &settings.tokens;
         let opaque = OpaqueTokenService::new(
             Arc::new(SqlOpaqueTokenStore::new(db.clone())),
             users.clone(),
             opaque_secret,
-            OpaqueRules {
-                multiple: t.multiple,
-                lifetime: (!t.token_lifetime.is_zero()).then_some(t.token_lifetime),
-            },
+            settings.tokens.clone(),
         );
         let tokens = Arc::new(tokens);
         let opaque = Arc::new(opaque);
@@ -205,22 +168,6 @@ impl AppState {
             crypto::derive(&signing_material, Subkey::AccountTokens)?,
             a.password_reset_timeout,
         );
-        let rules = AccountRules {
-            user_create_password_retype: a.user_create_password_retype,
-            set_password_retype: a.set_password_retype,
-            password_reset_confirm_retype: a.password_reset_confirm_retype,
-            send_activation_email: a.send_activation_email,
-            send_confirmation_email: a.send_confirmation_email,
-            password_changed_email_confirmation: a.password_changed_email_confirmation,
-            username_changed_email_confirmation: a.username_changed_email_confirmation,
-            activation_url: a.activation_url.clone(),
-            password_reset_confirm_url: a.password_reset_confirm_url.clone(),
-            username_reset_confirm_url: a.username_reset_confirm_url.clone(),
-            site_url: format!("{}://{}", a.protocol, a.domain),
-            password_reset_show_email_not_found: a.password_reset_show_email_not_found,
-            username_reset_show_email_not_found: a.username_reset_show_email_not_found,
-            logout_on_password_change: a.logout_on_password_change,
-        };
         let groups = GroupService::new(group_store, user_store);
         let accounts = AccountService::new(
             users.clone(),
@@ -228,7 +175,7 @@ impl AppState {
             opaque.clone(),
             Arc::new(mailer),
             links,
-            rules,
+            settings.accounts.clone(),
         );
         Ok(Self {
             settings: Arc::new(settings),
@@ -240,35 +187,8 @@ impl AppState {
             groups: Arc::new(groups),
             readiness: Arc::new(readiness),
             throttle,
-            trusted_proxies: Arc::new(trusted_proxies),
             database: db,
         })
-    }
-}
-
-fn jwt_rules(settings: &Settings) -> JwtRules {
-    let j = &settings.jwt;
-    let optional = |s: &str| (!s.is_empty()).then(|| s.to_owned());
-    JwtRules {
-        access_lifetime: j.access_token_lifetime,
-        refresh_lifetime: j.refresh_token_lifetime,
-        rotate_refresh_tokens: j.rotate_refresh_tokens,
-        blacklist_after_rotation: j.blacklist_after_rotation,
-        update_last_login: j.update_last_login,
-        reuse_grace: j.reuse_grace,
-        leeway: j.leeway,
-        issuer: optional(&j.issuer),
-        audience: optional(&j.audience),
-        user_id_claim: j.user_id_claim.clone(),
-        token_type_claim: j.token_type_claim.clone(),
-        jti_claim: j.jti_claim.clone(),
-        claims: ExtraClaims {
-            groups: j.claims.groups,
-            username: j.claims.username,
-            email: j.claims.email,
-            is_staff: j.claims.is_staff,
-            is_superuser: j.claims.is_superuser,
-        },
     }
 }
 
@@ -276,16 +196,14 @@ fn jwt_rules(settings: &Settings) -> JwtRules {
 /// key file next to the database; with `--dev` an ephemeral one. Otherwise starting fails.
 fn load_keys(settings: &Settings) -> Result<(KeyRing, Vec<u8>), StartError> {
     let j = &settings.jwt;
-    let algorithm = settings
-        .jwt_algorithm()
-        .ok_or_else(|| KeyError("unknown algorithm".into()))?;
+    let algorithm = j.algorithm;
     let read =
         |path: &str| std::fs::read(path).map_err(|e| KeyError(format!("cannot read {path}: {e}")));
     let hmac = algorithm.family() == jsonwebtoken::AlgorithmFamily::Hmac;
-    let signing = if !j.signing_key.is_empty() {
-        j.signing_key.clone().into_bytes()
-    } else if !j.signing_key_file.is_empty() {
-        trim_secret(read(&j.signing_key_file)?, hmac)
+    let signing = if let Some(key) = &j.signing_key {
+        key.expose_secret().as_bytes().to_vec()
+    } else if let Some(path) = &j.signing_key_file {
+        trim_secret(read(path)?, hmac)
     } else if let (true, Some(path)) = (hmac, embedded_key_path(settings)) {
         embedded_key(&path)?
     } else if settings.dev && hmac {
@@ -301,7 +219,7 @@ fn load_keys(settings: &Settings) -> Result<(KeyRing, Vec<u8>), StartError> {
     let mut others: Vec<Vec<u8>> = j
         .verifying_keys
         .iter()
-        .map(|k| k.clone().into_bytes())
+        .map(|k| k.expose_secret().as_bytes().to_vec())
         .collect();
     for path in &j.verifying_key_files {
         others.push(trim_secret(read(path)?, hmac));
@@ -322,7 +240,7 @@ fn trim_secret(mut bytes: Vec<u8>, hmac: bool) -> Vec<u8> {
 
 /// `<folder of the SQLite file>/jwt-signing.key` for the embedded default; None for PostgreSQL.
 fn embedded_key_path(settings: &Settings) -> Option<PathBuf> {
-    let url = &settings.database.url;
+    let url = settings.database.url.expose_secret();
     let rest = url
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))?;

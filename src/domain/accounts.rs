@@ -10,7 +10,7 @@ use super::{
     mail::{Email, EmailKind, Mailer},
     opaque::OpaqueTokenService,
     tokens::TokenService,
-    users::{Registration, User, UserChange, UserService},
+    users::{Registration, User, UserChange, UserRules, UserService},
     validation::{email_errors, normalize_username},
 };
 
@@ -20,9 +20,15 @@ pub const MSG_PASSWORD_MISMATCH: &str = "The two password fields didn't match.";
 pub const MSG_EMAIL_NOT_FOUND: &str = "User with given email does not exist.";
 const MSG_REQUIRED: &str = "This field is required.";
 
-/// Djoser's settings that shape the flows.
-#[derive(Debug, Clone)]
+/// Djoser's settings that shape the flows: the `[accounts]` section, read from it by serde.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AccountRules {
+    /// `hide_users` and `login_field`, which the user service applies.
+    #[serde(flatten)]
+    pub users: UserRules,
+    /// User bodies also show groups, is_staff and is_superuser.
+    pub show_user_roles: bool,
     pub user_create_password_retype: bool,
     pub set_password_retype: bool,
     pub password_reset_confirm_retype: bool,
@@ -33,11 +39,22 @@ pub struct AccountRules {
     pub activation_url: String,
     pub password_reset_confirm_url: String,
     pub username_reset_confirm_url: String,
-    /// `{protocol}://{domain}` put before the routes above.
-    pub site_url: String,
+    /// The scheme and host of emailed links (see [`AccountRules::site_url`]).
+    pub protocol: String,
+    pub domain: String,
     pub password_reset_show_email_not_found: bool,
     pub username_reset_show_email_not_found: bool,
     pub logout_on_password_change: bool,
+    /// How long an emailed token (activation, reset) stays valid.
+    #[serde(deserialize_with = "super::setting_values::duration")]
+    pub password_reset_timeout: std::time::Duration,
+}
+
+impl AccountRules {
+    /// `{protocol}://{domain}`, put before the routes of emailed links.
+    pub fn site_url(&self) -> String {
+        format!("{}://{}", self.protocol, self.domain)
+    }
 }
 
 /// Why an account action is refused beyond field errors.
@@ -378,7 +395,11 @@ impl AccountService {
             let route = route
                 .replace("{uid}", &AccountTokens::uid(user))
                 .replace("{token}", &self.links.make(purpose, user));
-            format!("{}/{}", self.rules.site_url, route.trim_start_matches('/'))
+            format!(
+                "{}/{}",
+                self.rules.site_url(),
+                route.trim_start_matches('/')
+            )
         });
         self.mailer.send(Email {
             kind,

@@ -9,6 +9,31 @@ use tessera_verify::{Key, KeySet};
 /// Shortest HMAC secret accepted outside `--dev` (RFC 7518: at least the hash size).
 pub const MIN_HMAC_KEY_BYTES: usize = 32;
 
+/// Words of HMAC secrets that were published as examples or placeholders: the key the old
+/// docker-compose.yml fell back to ("change-me-change-me-..."), "changeme"/"change this"/
+/// "replace me"/"your secret" templates, and Django's startproject development keys
+/// ("django-insecure-..."). Compared case-insensitively on letters and digits only, so
+/// "CHANGE_ME" and "change-me" are the same word. Refused even with `--dev`.
+pub const PLACEHOLDER_KEY_WORDS: [&str; 5] = [
+    "changeme",
+    "changethis",
+    "replaceme",
+    "yoursecret",
+    "djangoinsecure",
+];
+
+/// Whether an HMAC secret is a published placeholder rather than a secret.
+pub fn is_placeholder_key(key: &[u8]) -> bool {
+    let folded: String = key
+        .iter()
+        .filter(|b| b.is_ascii_alphanumeric())
+        .map(|b| char::from(b.to_ascii_lowercase()))
+        .collect();
+    PLACEHOLDER_KEY_WORDS
+        .iter()
+        .any(|word| folded.contains(word))
+}
+
 /// Why keys could not be loaded.
 #[derive(Debug, thiserror::Error)]
 #[error("jwt keys: {0}")]
@@ -36,6 +61,11 @@ impl KeyRing {
         let family = algorithm.family();
         if family == AlgorithmFamily::Hmac {
             for key in std::iter::once(signing).chain(others.iter().map(Vec::as_slice)) {
+                if is_placeholder_key(key) {
+                    return Err(KeyError(
+                        "jwt.signing_key / jwt.verifying_keys: a published placeholder key (e.g. \"change-me\") is not a secret; generate one with `openssl rand -hex 32`".into(),
+                    ));
+                }
                 if key.len() < MIN_HMAC_KEY_BYTES && !dev {
                     return Err(KeyError(format!(
                         "HMAC keys must be at least {MIN_HMAC_KEY_BYTES} bytes (run with --dev to allow shorter ones)"
@@ -146,6 +176,34 @@ mod tests {
             assert_eq!(ring.verifying().len(), 2);
             assert!(ring.signing_kid().is_some_and(|k| k.len() == 43));
         }
+    }
+
+    #[test]
+    fn refuses_placeholder_keys_even_in_dev() {
+        for key in [
+            "change-me-change-me-change-me-change-me",
+            "CHANGE_ME_TO_A_LONG_RANDOM_SECRET_PLEASE",
+            "django-insecure-0123456789abcdefghijklmnopqrstuvwxyz",
+            "replace me with your own very long secret key",
+        ] {
+            for dev in [false, true] {
+                let err = KeyRing::new(Algorithm::HS256, key.as_bytes(), &[], dev)
+                    .err()
+                    .unwrap_or_else(|| panic!("{key} accepted"));
+                assert!(err.to_string().contains("placeholder"), "{err}");
+            }
+        }
+        let real = b"0f3a9c1e7b2d4a6f8e0c2b4d6f8a0c2e";
+        assert!(KeyRing::new(Algorithm::HS256, real, &[], false).is_ok());
+        let err = KeyRing::new(
+            Algorithm::HS256,
+            real,
+            &[b"change-me-change-me-change-me-change-me".to_vec()],
+            false,
+        )
+        .err()
+        .unwrap_or_else(|| panic!("placeholder verifying key accepted"));
+        assert!(err.to_string().contains("placeholder"), "{err}");
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod opaque;
 pub(crate) mod passwords;
 pub(crate) mod revocation;
 pub mod roles;
+pub mod setting_values;
 pub mod throttle;
 pub mod tokens;
 pub mod users;

@@ -42,12 +42,17 @@ pub trait OpaqueTokenStore: Send + Sync {
     async fn touch(&self, key_sha256: &str, at: DateTime<Utc>) -> Result<(), StoreError>;
 }
 
-/// How opaque keys are handed out.
-#[derive(Debug, Clone)]
+/// How opaque keys are handed out: the `[tokens]` section.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct OpaqueRules {
     /// Several keys per user (one per device) instead of DRF's one.
     pub multiple: bool,
-    /// Keys expire after this long; None never.
+    /// Keys expire after this long; None ("0s") never.
+    #[serde(
+        rename = "token_lifetime",
+        deserialize_with = "super::setting_values::optional_duration"
+    )]
     pub lifetime: Option<Duration>,
 }
 

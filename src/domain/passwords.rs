@@ -9,6 +9,21 @@ use tokio::sync::Semaphore;
 
 use super::DomainError;
 
+/// The `[passwords]` section: argon2id's cost, the hashing pool and the validators' knobs.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordSettings {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+    /// Hashing threads; 0 means one per CPU core.
+    pub workers: usize,
+    /// Jobs that may wait for a thread.
+    pub queue: usize,
+    pub min_length: usize,
+    pub max_similarity: f64,
+}
+
 /// Passwords of this many bytes or more are refused before hashing (no hashing DoS).
 pub const MAX_PASSWORD_BYTES: usize = 4096;
 
@@ -79,13 +94,15 @@ pub struct PasswordHasher {
 }
 
 impl PasswordHasher {
-    pub fn new(
-        memory_kib: u32,
-        iterations: u32,
-        parallelism: u32,
-        pool: BlockingPool,
-    ) -> Result<Self, DomainError> {
-        let params = Params::new(memory_kib, iterations, parallelism, None)
+    /// The hasher and its pool as `[passwords]` describes them.
+    pub fn new(settings: &PasswordSettings) -> Result<Self, DomainError> {
+        let workers = match settings.workers {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        let pool = BlockingPool::new(workers, settings.queue);
+        let p = settings;
+        let params = Params::new(p.memory_kib, p.iterations, p.parallelism, None)
             .map_err(|e| DomainError::Internal(format!("argon2 parameters: {e}")))?;
         let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
         let dummy_hash = argon
@@ -153,14 +170,14 @@ pub struct UserAttribute<'a> {
 }
 
 impl PasswordRules {
-    pub fn new(min_length: usize, max_similarity: f64) -> Self {
+    pub fn new(settings: &PasswordSettings) -> Self {
         let common = include_str!("common-passwords.txt")
             .lines()
             .map(str::trim)
             .collect();
         Self {
-            min_length,
-            max_similarity,
+            min_length: settings.min_length,
+            max_similarity: settings.max_similarity,
             common,
         }
     }
@@ -257,8 +274,20 @@ fn quick_ratio(a: &str, b: &str) -> f64 {
 mod tests {
     use super::*;
 
+    fn settings() -> PasswordSettings {
+        PasswordSettings {
+            memory_kib: 1024,
+            iterations: 1,
+            parallelism: 1,
+            workers: 1,
+            queue: 4,
+            min_length: 8,
+            max_similarity: 0.7,
+        }
+    }
+
     fn rules() -> PasswordRules {
-        PasswordRules::new(8, 0.7)
+        PasswordRules::new(&settings())
     }
 
     fn attrs<'a>(username: &'a str, email: &'a str) -> Vec<UserAttribute<'a>> {
@@ -367,7 +396,7 @@ mod tests {
 
     #[tokio::test]
     async fn hashes_and_verifies() {
-        let hasher = PasswordHasher::new(1024, 1, 1, BlockingPool::new(1, 4)).unwrap();
+        let hasher = PasswordHasher::new(&settings()).unwrap();
         let phc = hasher.hash("s3cret-pass".into()).await.unwrap();
         assert!(phc.starts_with("$argon2id$v=19$m=1024,t=1,p=1$"));
         assert!(

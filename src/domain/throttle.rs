@@ -30,6 +30,18 @@ impl Rate {
     }
 }
 
+/// Read from settings in DRF's format; a bad rate is refused at start.
+impl<'de> serde::Deserialize<'de> for Rate {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Rate::parse(&text).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "`{text}` is not a rate like \"100/min\" (units second, minute, hour, day)"
+            ))
+        })
+    }
+}
+
 /// One limiter's answer for one request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Decision {

@@ -15,6 +15,7 @@ use super::{
     groups::GroupStore,
     keys::KeyRing,
     revocation::{OutstandingToken, RevocationStore, RevokedJti, TokenLedger},
+    setting_values::{duration, optional_text, text},
     users::{User, UserService},
 };
 
@@ -34,27 +35,38 @@ pub enum TokenError {
     UserInactive,
 }
 
-/// SimpleJWT's settings, in snake_case.
-#[derive(Debug, Clone)]
+/// SimpleJWT's settings, in snake_case: the token rules of the `[jwt]` section, read from it
+/// by serde (the key material around them is `settings::JwtSettings`).
+#[derive(Debug, Clone, serde::Deserialize)]
 pub struct JwtRules {
+    #[serde(rename = "access_token_lifetime", deserialize_with = "duration")]
     pub access_lifetime: Duration,
+    #[serde(rename = "refresh_token_lifetime", deserialize_with = "duration")]
     pub refresh_lifetime: Duration,
     pub rotate_refresh_tokens: bool,
     pub blacklist_after_rotation: bool,
     pub update_last_login: bool,
     /// How long a rotated refresh token may be presented once more (0: never).
+    #[serde(deserialize_with = "duration")]
     pub reuse_grace: Duration,
+    #[serde(deserialize_with = "duration")]
     pub leeway: Duration,
+    #[serde(deserialize_with = "optional_text")]
     pub issuer: Option<String>,
+    #[serde(deserialize_with = "optional_text")]
     pub audience: Option<String>,
+    #[serde(deserialize_with = "text")]
     pub user_id_claim: String,
+    #[serde(deserialize_with = "text")]
     pub token_type_claim: String,
+    #[serde(deserialize_with = "text")]
     pub jti_claim: String,
     pub claims: ExtraClaims,
 }
 
 /// User facts put into access tokens beyond SimpleJWT's claims (`[jwt.claims]`).
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ExtraClaims {
     pub groups: bool,
     pub username: bool,

@@ -45,7 +45,8 @@ impl Caller {
         Self::authenticate(state, header, client_ip(request)).await
     }
 
-    /// Tries the schemes in DRF's order: JWT (`Bearer`, case-sensitive), `Token`, then Basic.
+    /// Tries the schemes in DRF's order: JWT (`Bearer`, case-sensitive), `Token`, then Basic
+    /// when `auth.basic` enables it (otherwise `Basic` is an unknown scheme: no password check).
     async fn authenticate(
         state: &AppState,
         header: Option<&str>,
@@ -65,7 +66,10 @@ impl Caller {
                 bearer(state, &parts).await
             }
             Some(scheme) if scheme.eq_ignore_ascii_case("token") => opaque(state, &parts).await,
-            Some(scheme) if scheme.eq_ignore_ascii_case("basic") => basic(state, &parts, ip).await,
+            Some(scheme) if scheme.eq_ignore_ascii_case("basic") && state.settings.auth.basic => {
+                basic(state, &parts, ip).await
+            }
+            // No header, an unknown scheme, or Basic while `auth.basic` is off.
             _ => Err(ApiError::not_authenticated()),
         }
     }
@@ -144,6 +148,29 @@ async fn basic(state: &AppState, parts: &[&str], ip: Option<IpAddr>) -> Result<C
         }),
         Err(DomainError::InvalidCredentials) => Err(failed("Invalid username/password.")),
         Err(other) => Err(other.into()),
+    }
+}
+
+/// Removes the `basicAuth` scheme and every operation's mention of it from an OpenAPI document
+/// (poem-openapi registers schemes statically; `auth.basic` is known only at start).
+pub(super) fn forget_basic_scheme(doc: &mut serde_json::Value) {
+    if let Some(schemes) = doc
+        .pointer_mut("/components/securitySchemes")
+        .and_then(|s| s.as_object_mut())
+    {
+        schemes.remove(BASIC);
+    }
+    let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut()) else {
+        return;
+    };
+    for operation in paths
+        .values_mut()
+        .filter_map(|item| item.as_object_mut())
+        .flat_map(|item| item.values_mut())
+    {
+        if let Some(security) = operation.get_mut("security").and_then(|s| s.as_array_mut()) {
+            security.retain(|requirement| requirement.get(BASIC).is_none());
+        }
     }
 }
 

@@ -57,16 +57,23 @@ fn api() -> OpenApiService<Operations, ()> {
     )
 }
 
-/// The OpenAPI document, as served at `/openapi.json` and committed in `openapi/openapi.json`.
-/// poem-openapi drops trailing slashes from paths; Djoser's paths have them, so they are put back.
+/// The OpenAPI document of the default settings (`auth.basic` off), as committed in
+/// `openapi/openapi.json`.
 pub fn openapi_json() -> String {
-    with_trailing_slashes(&api().spec())
+    openapi_json_for(false)
 }
 
-fn with_trailing_slashes(spec: &str) -> String {
-    let Ok(mut doc) = serde_json::from_str::<serde_json::Value>(spec) else {
-        return spec.to_owned();
+/// The OpenAPI document as served at `/openapi.json`: `basicAuth` listed only when `auth.basic`
+/// is on. poem-openapi drops trailing slashes from paths; Djoser's paths have them, so they are
+/// put back.
+pub fn openapi_json_for(basic_auth: bool) -> String {
+    let spec = api().spec();
+    let Ok(mut doc) = serde_json::from_str::<serde_json::Value>(&spec) else {
+        return spec;
     };
+    if !basic_auth {
+        caller::forget_basic_scheme(&mut doc);
+    }
     if let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut()) {
         *paths = std::mem::take(paths)
             .into_iter()
@@ -76,16 +83,16 @@ fn with_trailing_slashes(spec: &str) -> String {
             })
             .collect();
     }
-    serde_json::to_string_pretty(&doc).unwrap_or_else(|_| spec.to_owned())
+    serde_json::to_string_pretty(&doc).unwrap_or(spec)
 }
 
 /// The whole application: routes, docs and middleware around them.
 pub fn app(state: AppState) -> impl Endpoint + use<> {
     prometheus();
-    let metrics_beside_api = state.settings.server.metrics_bind.is_empty();
+    let metrics_beside_api = state.settings.server.metrics_bind.is_none();
     let labels = RouteLabels::new();
     let api = api();
-    let spec = openapi_json();
+    let spec = openapi_json_for(state.settings.auth.basic);
     let docs = api.swagger_ui_html().replacen(&api.spec(), &spec, 1);
     let mut routes = Route::new()
         .at(

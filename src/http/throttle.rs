@@ -90,7 +90,7 @@ fn resolve(req: &Request, trusted: &[ipnet::IpNet]) -> Option<IpAddr> {
 /// Resolves the client address once per request, for the limits, the lockout and the logs.
 pub async fn client_address<E: Endpoint>(ep: Arc<E>, mut req: Request) -> poem::Result<Response> {
     if let Some(state) = req.data::<AppState>() {
-        let ip = resolve(&req, &state.trusted_proxies);
+        let ip = resolve(&req, &state.settings.throttle.trusted_proxies);
         req.extensions_mut().insert(ClientIp(ip));
         if let Some(ip) = ip {
             tracing::Span::current().record("client", tracing::field::display(ip));

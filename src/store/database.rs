@@ -3,12 +3,13 @@ use std::path::Path;
 
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, TransactionTrait};
+use secrecy::ExposeSecret;
 
 use crate::{domain::StoreError, settings::DatabaseSettings};
 
 /// Connects with short timeouts so an outage answers 503 quickly instead of hanging.
 pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, StoreError> {
-    let url = sqlite_url_with_folder(&settings.url)?;
+    let url = sqlite_url_with_folder(settings.url.expose_secret())?;
     // Every connection to `sqlite::memory:` is a database of its own: keep one.
     let max = if url.contains(":memory:") {
         1
@@ -29,9 +30,12 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, 
                 .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
                 .busy_timeout(std::time::Duration::from_secs(5))
         });
-    Database::connect(options)
-        .await
-        .map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", redact(&settings.url))))
+    Database::connect(options).await.map_err(|e| {
+        StoreError::Unavailable(format!(
+            "cannot open {}: {e}",
+            redact(settings.url.expose_secret())
+        ))
+    })
 }
 
 /// Applies pending migrations. On PostgreSQL an advisory lock, held by a transaction for the

@@ -19,6 +19,7 @@ on_every_backend!(
     users_can_be_visible_to_each_other,
     users_can_log_in_with_their_email,
     templates_can_be_overridden_and_a_dead_mail_server_blocks_nothing,
+    mailed_links_in_files_are_readable_by_the_owner_only,
 );
 
 const NEW_PASSWORD: &str = "staple battery horse";
@@ -916,4 +917,45 @@ impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
     }
+}
+
+/// The `file` backend's messages carry activation and reset links: owner-only files in an
+/// owner-only folder (when Tessera creates it), never readable by other local users.
+async fn mailed_links_in_files_are_readable_by_the_owner_only(backend: Backend) {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let outbox = dir.path().join("outbox");
+    let folder = outbox.join("mail");
+    let app = TestApp::spawn_with(
+        backend,
+        &[
+            ("TESSERA__EMAIL__BACKEND", "file"),
+            ("TESSERA__EMAIL__FILE_PATH", folder.to_str().unwrap()),
+            ("TESSERA__ACCOUNTS__SEND_ACTIVATION_EMAIL", "true"),
+        ],
+    )
+    .await;
+    let user = app.register("mailfile").await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let eml = loop {
+        let written: Vec<_> = std::fs::read_dir(&folder)
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .filter(|path| path.extension().is_some_and(|e| e == "eml"))
+            .collect();
+        if let [one] = written.as_slice() {
+            break one.clone();
+        }
+        assert!(written.is_empty(), "one message expected: {written:?}");
+        assert!(std::time::Instant::now() < deadline, "no .eml written");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    let text = std::fs::read_to_string(&eml).unwrap();
+    assert!(text.contains(&user.username), "{text}");
+    assert!(text.contains("/activate/"), "{text}");
+    let mode =
+        |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&eml), 0o600, "{}", eml.display());
+    assert_eq!(mode(&folder), 0o700);
+    assert_eq!(mode(&outbox), 0o700, "created parents are owner-only too");
 }

@@ -34,6 +34,33 @@ fn invalid_settings_stop_the_start_with_a_message_naming_the_key() {
 }
 
 #[test]
+fn a_published_placeholder_signing_key_or_an_endless_duration_stops_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    // The key the old docker-compose.yml fell back to: long enough, but public.
+    let out = tessera(dir.path())
+        .env("TESSERA__SERVER__BIND", "127.0.0.1:0")
+        .env(
+            "TESSERA__JWT__SIGNING_KEY",
+            "change-me-change-me-change-me-change-me",
+        )
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("placeholder"), "{stderr}");
+    assert!(stderr.contains("jwt.signing_key"), "{stderr}");
+    let out = tessera(dir.path())
+        .env("TESSERA__JWT__REFRESH_TOKEN_LIFETIME", "300000y")
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("jwt.refresh_token_lifetime"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
 fn migrate_creates_the_embedded_database_relative_to_the_working_directory() {
     let dir = tempfile::tempdir().unwrap();
     let out = tessera(dir.path()).arg("migrate").output().unwrap();
@@ -112,6 +139,7 @@ async fn createsuperuser_without_input_makes_a_staff_user_that_can_log_in() {
                 "TESSERA__SERVER__BIND".to_string(),
                 "127.0.0.1:0".to_string(),
             ),
+            ("TESSERA__AUTH__BASIC".to_string(), "true".to_string()),
         ]
         .into(),
     )
@@ -158,7 +186,10 @@ on_every_backend!(group_commands_manage_groups_and_members_as_the_operator);
 fn group(app: &crate::helpers::TestApp, args: &[&str]) -> (bool, String, String) {
     let dir = tempfile::tempdir().unwrap();
     let out = tessera(dir.path())
-        .env("DATABASE_URL", &app.app_state.settings.database.url)
+        .env(
+            "DATABASE_URL",
+            secrecy::ExposeSecret::expose_secret(&app.app_state.settings.database.url),
+        )
         .env("TESSERA__JWT__SIGNING_KEY", crate::helpers::SIGNING_KEY)
         .arg("group")
         .args(args)

@@ -197,6 +197,9 @@ impl TestApp {
             env.insert("REDIS_URL".into(), redis_url());
             env.insert("TESSERA__REDIS__KEY_PREFIX".into(), prefix.clone());
         }
+        // Tests authenticate with Basic credentials (TestUser::auth); the default (off) is tested
+        // in attacks/basic_auth_is_no_password_oracle.rs.
+        env.insert("TESSERA__AUTH__BASIC".into(), "true".into());
         // Throttles and lockouts are tested on their own (tests/api/throttle.rs).
         env.insert("TESSERA__THROTTLE__ENABLED".into(), "false".into());
         env.insert("TESSERA__THROTTLE__LOCKOUT_FAILURES".into(), "0".into());

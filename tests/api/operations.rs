@@ -43,6 +43,7 @@ async fn metrics_count_requests_by_route_logins_and_tokens() {
     command
         .current_dir(dir.path())
         .env("TESSERA__LOG__LEVEL", "info")
+        .env("TESSERA__AUTH__BASIC", "true")
         .env("TESSERA__PASSWORDS__MEMORY_KIB", "4096")
         .env("TESSERA__PASSWORDS__ITERATIONS", "1");
     let server = ServerProcess::start(command);

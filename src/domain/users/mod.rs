@@ -19,8 +19,9 @@ use super::{
 
 pub const MSG_EMAIL_TAKEN: &str = "User with this Email address already exists.";
 
-/// Djoser's settings that shape who sees whom and what users log in with.
-#[derive(Debug, Clone, Copy)]
+/// Djoser's settings that shape who sees whom and what users log in with (read from the
+/// `[accounts]` section).
+#[derive(Debug, Clone, Copy, serde::Deserialize)]
 pub struct UserRules {
     /// HIDE_USERS: non-staff callers see only themselves.
     pub hide_users: bool,

@@ -1,5 +1,6 @@
 //! Attack tests: each module tries to get around one guarantee the way an attacker would, on
 //! every backend, and is named after the attack.
+mod basic_auth_is_no_password_oracle;
 mod forged_and_odd_claims;
 mod lockout_bypass_by_parallel_guesses;
 mod lockout_bypass_through_account_changes;
