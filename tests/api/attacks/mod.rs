@@ -7,6 +7,7 @@ mod lockout_bypass_through_account_changes;
 mod revocations_lost_on_the_way_to_redis;
 mod revocations_that_lapse_too_early;
 mod sessions_surviving_a_credential_change;
+mod stale_writes_undoing_a_change;
 mod throttle_bypass_through_path_spelling;
 mod unbounded_metric_labels;
 mod usernames_that_change_under_normalization;

@@ -1,0 +1,166 @@
+//! Tokens as SimpleJWT writes them: claim order, lifetimes, the user facts of `[jwt.claims]`
+//! and the credential version.
+use super::*;
+
+/// The claim that carries the user's credential version (security stamp) in tokens Tessera
+/// mints. Tokens minted elsewhere (adopted from a Django service) have none and are ended by
+/// the per-user cut-off instead.
+pub const CREDENTIAL_VERSION_CLAIM: &str = "cv";
+
+/// The credential version a token was issued under; None for tokens without the claim.
+pub(super) fn stamp_of(claims: &Claims) -> Result<Option<i64>, TokenError> {
+    match claims.raw.get(CREDENTIAL_VERSION_CLAIM) {
+        None => Ok(None),
+        Some(value) => value.as_i64().map(Some).ok_or(VerifyError::Invalid.into()),
+    }
+}
+
+/// Refuses a token issued under an older credential version than the user's: a login that
+/// raced a password change, logout everywhere or deactivation ends with the sessions it ended.
+pub(super) fn check_stamp(claims: &Claims, user: &User) -> Result<(), TokenError> {
+    match stamp_of(claims)? {
+        Some(stamp) if stamp != user.credential_version => Err(TokenError::Blacklisted),
+        _ => Ok(()),
+    }
+}
+
+/// When a token's `exp` falls, as a timestamp for the ledger and the revocation list.
+pub(super) fn expires_at(claims: &Claims) -> DateTime<Utc> {
+    Utc.timestamp_opt(claims.exp, 0)
+        .single()
+        .unwrap_or_else(Utc::now)
+}
+
+impl TokenService {
+    /// Signs a token with SimpleJWT's header and claim order (no ledger record; see `obtain`).
+    pub fn encode(
+        &self,
+        token_type: TokenType,
+        user: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<(String, String, DateTime<Utc>), DomainError> {
+        self.encode_with(token_type, user, None, now, &Map::new())
+    }
+
+    /// The user facts `jwt.claims` asks for in access tokens; none by default.
+    pub(super) async fn access_claims(
+        &self,
+        user: &User,
+    ) -> Result<Map<String, Value>, DomainError> {
+        let c = &self.rules.claims;
+        let mut extra = Map::new();
+        if c.username {
+            extra.insert("username".into(), user.username.clone().into());
+        }
+        if c.email {
+            extra.insert("email".into(), user.email.clone().into());
+        }
+        if c.is_staff {
+            extra.insert("is_staff".into(), user.is_staff.into());
+        }
+        if c.is_superuser {
+            extra.insert("is_superuser".into(), user.is_superuser.into());
+        }
+        if c.groups
+            && let Some(groups) = &self.groups
+        {
+            extra.insert("groups".into(), groups.names_of(user.id).await?.into());
+        }
+        Ok(extra)
+    }
+
+    pub(super) fn encode_with(
+        &self,
+        token_type: TokenType,
+        user: Uuid,
+        stamp: Option<i64>,
+        now: DateTime<Utc>,
+        extra: &Map<String, Value>,
+    ) -> Result<(String, String, DateTime<Utc>), DomainError> {
+        let lifetime = match token_type {
+            TokenType::Access => self.rules.access_lifetime,
+            TokenType::Refresh => self.rules.refresh_lifetime,
+        };
+        let expires_at = now + lifetime;
+        let jti = new_jti();
+        let mut header = Map::new();
+        header.insert("alg".into(), format!("{:?}", self.keys.algorithm).into());
+        if let Some(kid) = self.keys.signing_kid() {
+            header.insert("kid".into(), kid.into());
+        }
+        header.insert("typ".into(), "JWT".into());
+        let mut payload = String::from("{");
+        let mut field = |name: &str, value: Value| {
+            if payload.len() > 1 {
+                payload.push(',');
+            }
+            payload.push_str(&Value::from(name).to_string());
+            payload.push(':');
+            payload.push_str(&value.to_string());
+        };
+        field(&self.rules.token_type_claim, token_type.as_str().into());
+        field("exp", expires_at.timestamp().into());
+        field("iat", now.timestamp().into());
+        field(&self.rules.jti_claim, jti.clone().into());
+        field(&self.rules.user_id_claim, user.to_string().into());
+        if let Some(aud) = &self.rules.audience {
+            field("aud", aud.clone().into());
+        }
+        if let Some(iss) = &self.rules.issuer {
+            field("iss", iss.clone().into());
+        }
+        if let Some(stamp) = stamp {
+            field(CREDENTIAL_VERSION_CLAIM, stamp.into());
+        }
+        if token_type == TokenType::Access {
+            for (name, value) in extra {
+                field(name, value.clone());
+            }
+        }
+        payload.push('}');
+        let message = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(Value::Object(header).to_string()),
+            URL_SAFE_NO_PAD.encode(payload)
+        );
+        let signature = jsonwebtoken::crypto::sign(
+            message.as_bytes(),
+            self.keys.signing_key(),
+            self.keys.algorithm,
+        )
+        .map_err(|e| DomainError::Internal(format!("signing failed: {e}")))?;
+        Ok((format!("{message}.{signature}"), jti, expires_at))
+    }
+
+    /// A new pair in `family`, and the ledger row describing its refresh token.
+    pub(super) fn mint(
+        &self,
+        user: &User,
+        extra: &Map<String, Value>,
+        family: Uuid,
+        parent_jti: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<(TokenPair, OutstandingToken), DomainError> {
+        let stamp = Some(user.credential_version);
+        let (access, access_jti, access_expires_at) =
+            self.encode_with(TokenType::Access, user.id, stamp, now, extra)?;
+        let (refresh, jti, expires_at) =
+            self.encode_with(TokenType::Refresh, user.id, stamp, now, &Map::new())?;
+        metrics::counter!("tessera_tokens_issued_total", "kind" => if parent_jti.is_some() { "refresh" } else { "login" })
+            .increment(1);
+        let row = OutstandingToken {
+            jti,
+            user_id: user.id,
+            family,
+            parent_jti,
+            access_jti,
+            access_expires_at,
+            token_sha256: sha256_hex(&refresh),
+            created_at: now,
+            expires_at,
+            rotated_at: None,
+            grace_used: false,
+        };
+        Ok((TokenPair { access, refresh }, row))
+    }
+}

@@ -1,0 +1,208 @@
+//! JWTs the way SimpleJWT issues them, verified strictly: pinned algorithm, no key-bearing
+//! headers, required claims, explicit token types; refresh rotation with reuse detection.
+use std::{sync::Arc, time::Duration};
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use chrono::{DateTime, TimeZone, Utc};
+use serde_json::{Map, Value};
+use tessera_verify::Policy;
+use uuid::Uuid;
+
+use crate::crypto::{new_family, new_jti, sha256_hex};
+
+use super::{
+    DomainError,
+    groups::GroupStore,
+    keys::KeyRing,
+    revocation::{OutstandingToken, RevocationStore, RevokedJti, TokenLedger},
+    setting_values::{duration, optional_text, text},
+    users::{User, UserService},
+};
+
+mod codec;
+mod revoke;
+mod rotation;
+
+pub use codec::CREDENTIAL_VERSION_CLAIM;
+pub use tessera_verify::{Claims, TokenType, VerifyError};
+
+use codec::{check_stamp, expires_at, stamp_of};
+
+/// Why a token is refused: the offline checks (the same as downstream services run, from
+/// `tessera-verify`), then what only Tessera knows. The messages are SimpleJWT's.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error(transparent)]
+    Refused(#[from] VerifyError),
+    #[error("Token is blacklisted")]
+    Blacklisted,
+    #[error("User not found")]
+    UserNotFound,
+    #[error("User is inactive")]
+    UserInactive,
+}
+
+/// SimpleJWT's settings, in snake_case: the token rules of the `[jwt]` section, read from it
+/// by serde (the key material around them is `settings::JwtSettings`).
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct JwtRules {
+    #[serde(rename = "access_token_lifetime", deserialize_with = "duration")]
+    pub access_lifetime: Duration,
+    #[serde(rename = "refresh_token_lifetime", deserialize_with = "duration")]
+    pub refresh_lifetime: Duration,
+    pub rotate_refresh_tokens: bool,
+    pub blacklist_after_rotation: bool,
+    pub update_last_login: bool,
+    /// How long a rotated refresh token may be presented once more (0: never).
+    #[serde(deserialize_with = "duration")]
+    pub reuse_grace: Duration,
+    #[serde(deserialize_with = "duration")]
+    pub leeway: Duration,
+    #[serde(deserialize_with = "optional_text")]
+    pub issuer: Option<String>,
+    #[serde(deserialize_with = "optional_text")]
+    pub audience: Option<String>,
+    #[serde(deserialize_with = "text")]
+    pub user_id_claim: String,
+    #[serde(deserialize_with = "text")]
+    pub token_type_claim: String,
+    #[serde(deserialize_with = "text")]
+    pub jti_claim: String,
+    pub claims: ExtraClaims,
+}
+
+/// User facts put into access tokens beyond SimpleJWT's claims (`[jwt.claims]`).
+#[derive(Debug, Clone, Copy, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExtraClaims {
+    pub groups: bool,
+    pub username: bool,
+    pub email: bool,
+    pub is_staff: bool,
+    pub is_superuser: bool,
+}
+
+/// An access/refresh pair.
+pub struct TokenPair {
+    pub access: String,
+    pub refresh: String,
+}
+
+/// What a refresh answers: a new access token, and a new refresh token when rotating.
+pub struct Refreshed {
+    pub access: String,
+    pub refresh: Option<String>,
+}
+
+/// Issues, refreshes, verifies and revokes tokens.
+pub struct TokenService {
+    rules: JwtRules,
+    keys: KeyRing,
+    /// What `decode` checks besides the signature, from `rules` and the key ring's algorithm.
+    policy: Policy,
+    ledger: Arc<dyn TokenLedger>,
+    revocations: Arc<dyn RevocationStore>,
+    users: Arc<UserService>,
+    /// Group names for the `groups` claim (read from SQL: a token outlives any cache).
+    groups: Option<Arc<dyn GroupStore>>,
+}
+
+impl TokenService {
+    pub fn new(
+        rules: JwtRules,
+        keys: KeyRing,
+        ledger: Arc<dyn TokenLedger>,
+        revocations: Arc<dyn RevocationStore>,
+        users: Arc<UserService>,
+        groups: Option<Arc<dyn GroupStore>>,
+    ) -> Self {
+        let policy = Policy {
+            algorithm: keys.algorithm,
+            issuer: rules.issuer.clone(),
+            audience: rules.audience.clone(),
+            leeway: rules.leeway,
+            user_id_claim: rules.user_id_claim.clone(),
+            token_type_claim: rules.token_type_claim.clone(),
+            jti_claim: rules.jti_claim.clone(),
+        };
+        Self {
+            rules,
+            keys,
+            policy,
+            ledger,
+            revocations,
+            users,
+            groups,
+        }
+    }
+
+    /// The user a token names. Without the claim, SimpleJWT's "no recognizable user
+    /// identification"; with one that names no possible user (null, a number, not a UUID),
+    /// "User not found", as for an unknown id.
+    fn user_of(&self, claims: &Claims) -> Result<Uuid, TokenError> {
+        if !claims.raw.contains_key(&self.policy.user_id_claim) {
+            return Err(VerifyError::NoUser.into());
+        }
+        claims
+            .user_id
+            .as_deref()
+            .and_then(|id| Uuid::parse_str(id).ok())
+            .ok_or(TokenError::UserNotFound)
+    }
+
+    pub fn keys(&self) -> &KeyRing {
+        &self.keys
+    }
+
+    /// Username and password for a fresh pair (a new family). Any failure, including an inactive
+    /// user, is `InvalidCredentials`, so nothing is revealed.
+    pub async fn obtain(
+        &self,
+        username: &str,
+        password: &str,
+        ip: Option<std::net::IpAddr>,
+    ) -> Result<TokenPair, DomainError> {
+        let mut user = self.users.authenticate(username, password, ip).await?;
+        if self.rules.update_last_login {
+            self.users.record_login(&mut user).await?;
+        }
+        let extra = self.access_claims(&user).await?;
+        let (pair, row) = self.mint(&user, &extra, new_family(), None, Utc::now())?;
+        self.ledger.record(&row).await?;
+        Ok(pair)
+    }
+
+    /// A valid access or refresh token that is not revoked.
+    pub async fn verify(&self, token: &str) -> Result<(), DomainError> {
+        let claims = self.decode(token, None)?;
+        let user = self.user_of(&claims).ok();
+        self.ensure_not_revoked(&claims, user).await?;
+        // A stamped token of a known user must carry the user's current stamp.
+        if let (Some(_), Some(id)) = (stamp_of(&claims)?, user)
+            && let Some(user) = self.users.find(id).await?
+        {
+            check_stamp(&claims, &user)?;
+        }
+        Ok(())
+    }
+
+    /// The user behind a `Bearer` access token.
+    pub async fn authenticate(&self, token: &str) -> Result<User, DomainError> {
+        let claims = self.decode(token, Some(TokenType::Access))?;
+        let user_id = self.user_of(&claims)?;
+        self.ensure_not_revoked(&claims, Some(user_id)).await?;
+        let user = self.active_user(user_id).await?;
+        check_stamp(&claims, &user)?;
+        Ok(user)
+    }
+
+    /// Verifies signature and claims. `expected` None accepts access and refresh tokens.
+    pub fn decode(&self, token: &str, expected: Option<TokenType>) -> Result<Claims, TokenError> {
+        Ok(tessera_verify::decode(
+            token,
+            &self.policy,
+            self.keys.verifying(),
+            expected,
+        )?)
+    }
+}
