@@ -1,4 +1,5 @@
 //! The HTTP layer: routes, middleware, OpenAPI and Swagger UI. The only module that knows poem.
+mod answer;
 mod body;
 mod caller;
 mod error;
