@@ -6,7 +6,7 @@ use super::{
     answer::{Answer, NoContent},
     body::{Body, Fields, FromFields},
     caller::Caller,
-    error::ApiError,
+    error::{ApiError, Code},
     throttle::client_ip,
 };
 use crate::{
@@ -172,6 +172,7 @@ async fn obtain(state: &AppState, body: ObtainRequest, req: &Request) -> Answer<
         }))),
         Err(DomainError::InvalidCredentials) => Err(ApiError::detail(
             StatusCode::UNAUTHORIZED,
+            Code::NoActiveAccount,
             "No active account found with the given credentials",
         )),
         Err(e) => Err(e.into()),

@@ -4,7 +4,11 @@ use poem_openapi::Object;
 
 use super::bodies::UserBody;
 use crate::{
-    http::{answer::Answer, caller::Caller, error::ApiError},
+    http::{
+        answer::Answer,
+        caller::Caller,
+        error::{ApiError, Code},
+    },
     state::AppState,
 };
 
@@ -27,7 +31,7 @@ pub async fn page_of_users(
     requested: Option<&str>,
     req: &Request,
 ) -> Answer<UserPageBody> {
-    let invalid = || ApiError::detail(StatusCode::NOT_FOUND, "Invalid page.");
+    let invalid = || ApiError::detail(StatusCode::NOT_FOUND, Code::NotFound, "Invalid page.");
     let number: u64 = match requested {
         None => 1,
         Some("last") => 0,
