@@ -12,7 +12,7 @@ use poem_openapi::{
 use serde_json::{Map, Value};
 use tokio::io::AsyncReadExt;
 
-use super::error::ApiError;
+use super::error::{ApiError, Code};
 use crate::{domain::FieldErrors, state::AppState};
 
 const REQUIRED: &str = "This field is required.";
@@ -129,9 +129,8 @@ pub fn parse_object(
         .to_ascii_lowercase();
     match essence.as_str() {
         "application/json" => {
-            let value: Value = serde_json::from_slice(bytes).map_err(|e| {
-                ApiError::detail(StatusCode::BAD_REQUEST, &format!("JSON parse error - {e}"))
-            })?;
+            let value: Value = serde_json::from_slice(bytes)
+                .map_err(|e| ApiError::parse_error(&format!("JSON parse error - {e}")))?;
             match value {
                 Value::Object(map) => Ok(map),
                 Value::Null => Err(ApiError::field("non_field_errors", "No data provided")),
@@ -145,13 +144,8 @@ pub fn parse_object(
             }
         }
         "application/x-www-form-urlencoded" => {
-            let pairs: Vec<(String, String)> =
-                serde_urlencoded::from_bytes(bytes).map_err(|_| {
-                    ApiError::detail(
-                        StatusCode::BAD_REQUEST,
-                        "Form parse error - invalid form data.",
-                    )
-                })?;
+            let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(bytes)
+                .map_err(|_| ApiError::parse_error("Form parse error - invalid form data."))?;
             // Like Django's QueryDict.get: the last value of a repeated key wins.
             Ok(pairs
                 .into_iter()
@@ -160,6 +154,7 @@ pub fn parse_object(
         }
         _ => Err(ApiError::detail(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Code::UnsupportedMediaType,
             &format!("Unsupported media type \"{raw}\" in request."),
         )),
     }
@@ -183,8 +178,7 @@ async fn read_limited(
     body: &mut RequestBody,
     limit: usize,
 ) -> Result<Vec<u8>, ApiError> {
-    let too_large =
-        || ApiError::detail(StatusCode::PAYLOAD_TOO_LARGE, "Request body is too large.");
+    let too_large = ApiError::payload_too_large;
     let declared = request
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -198,12 +192,10 @@ async fn read_limited(
     };
     if declared.is_some() {
         // Bounded by the check above; hyper enforces the declared length.
-        return stream.into_vec().await.map_err(|_| {
-            ApiError::detail(
-                StatusCode::BAD_REQUEST,
-                "The request body could not be read.",
-            )
-        });
+        return stream
+            .into_vec()
+            .await
+            .map_err(|_| ApiError::parse_error("The request body could not be read."));
     }
     let mut bytes = Vec::new();
     stream
@@ -211,12 +203,7 @@ async fn read_limited(
         .take(limit as u64 + 1)
         .read_to_end(&mut bytes)
         .await
-        .map_err(|_| {
-            ApiError::detail(
-                StatusCode::BAD_REQUEST,
-                "The request body could not be read.",
-            )
-        })?;
+        .map_err(|_| ApiError::parse_error("The request body could not be read."))?;
     if bytes.len() > limit {
         Err(too_large())
     } else {

@@ -7,12 +7,10 @@ use poem_openapi::{
     registry::{MetaSecurityScheme, Registry},
 };
 
-use serde_json::json;
-
 use std::net::IpAddr;
 
 use super::{
-    error::ApiError,
+    error::{ApiError, Code},
     throttle::{Authenticated, client_ip},
 };
 use crate::{
@@ -78,9 +76,10 @@ impl Caller {
 /// SimpleJWT's JWTAuthentication.
 async fn bearer(state: &AppState, parts: &[&str]) -> Result<Caller, ApiError> {
     if parts.len() != 2 {
-        return Err(ApiError::body(
+        return Err(ApiError::detail(
             StatusCode::UNAUTHORIZED,
-            json!({"detail": "Authorization header must contain two space-delimited values", "code": "bad_authorization_header"}),
+            Code::BadAuthorizationHeader,
+            "Authorization header must contain two space-delimited values",
         ));
     }
     match state.tokens.authenticate(parts[1]).await {
@@ -104,7 +103,7 @@ async fn bearer(state: &AppState, parts: &[&str]) -> Result<Caller, ApiError> {
 
 /// DRF's TokenAuthentication.
 async fn opaque(state: &AppState, parts: &[&str]) -> Result<Caller, ApiError> {
-    let failed = |msg: &str| ApiError::detail(StatusCode::UNAUTHORIZED, msg);
+    let failed = ApiError::authentication_failed;
     match parts.len() {
         1 => Err(failed("Invalid token header. No credentials provided.")),
         2 => {
@@ -122,7 +121,7 @@ async fn opaque(state: &AppState, parts: &[&str]) -> Result<Caller, ApiError> {
 
 /// DRF's BasicAuthentication.
 async fn basic(state: &AppState, parts: &[&str], ip: Option<IpAddr>) -> Result<Caller, ApiError> {
-    let failed = |msg: &str| ApiError::detail(StatusCode::UNAUTHORIZED, msg);
+    let failed = ApiError::authentication_failed;
     match parts.len() {
         1 => return Err(failed("Invalid basic header. No credentials provided.")),
         2 => {}

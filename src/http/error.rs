@@ -1,4 +1,5 @@
-//! The one mapping from failures to DRF-shaped answers: `{"detail": ...}` or `{"field": [...]}`.
+//! The one mapping from failures to DRF-shaped answers: `{"detail": ..., "code": ...}` or
+//! `{"field": [...]}`.
 use poem::{
     Response,
     error::ResponseError,
@@ -18,6 +19,75 @@ pub const WWW_AUTHENTICATE: &str = r#"Bearer realm="api""#;
 /// Seconds a client should wait after a 503.
 const RETRY_AFTER_SECS: &str = "1";
 
+/// The stable machine-readable `code` beside every `detail`: DRF's (or SimpleJWT's, Djoser's)
+/// name where they have one. Clients may match on these; the `detail` text may change.
+/// README.md lists them ("Error codes").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Code {
+    /// 400: a body that is not valid JSON or form data, or could not be read (DRF's ParseError).
+    ParseError,
+    /// 401: no credentials, or a scheme this server does not accept (DRF's NotAuthenticated).
+    NotAuthenticated,
+    /// 401: credentials that do not authenticate (DRF's AuthenticationFailed).
+    AuthenticationFailed,
+    /// 401: wrong credentials at a JWT login (SimpleJWT's `no_active_account`).
+    NoActiveAccount,
+    /// 401: a JWT refused for its signature, claims, type or revocation (SimpleJWT).
+    TokenNotValid,
+    /// 401: a valid JWT whose user no longer exists (SimpleJWT).
+    UserNotFound,
+    /// 401: a valid JWT whose user is inactive (SimpleJWT).
+    UserInactive,
+    /// 401: `Authorization: Bearer` without exactly one token (SimpleJWT).
+    BadAuthorizationHeader,
+    /// 403: authenticated but not allowed (DRF's PermissionDenied).
+    PermissionDenied,
+    /// 403: activation of an account that is already active (Djoser's `stale_token`).
+    StaleToken,
+    /// 404: no such object or page, or not visible to the caller (DRF's NotFound).
+    NotFound,
+    /// 405: the path exists, the method does not (DRF's MethodNotAllowed).
+    MethodNotAllowed,
+    /// 413: the body exceeds `server.max_body_bytes`.
+    PayloadTooLarge,
+    /// 415: a body neither JSON nor form-encoded (DRF's UnsupportedMediaType).
+    UnsupportedMediaType,
+    /// 429: a rate limit or the login lockout; carries `Retry-After` (DRF's Throttled).
+    Throttled,
+    /// 500: an unexpected failure, logged with the request id.
+    ServerError,
+    /// 503: a dependency is down or password hashing is saturated; carries `Retry-After`.
+    ServiceUnavailable,
+    /// Any other status poem itself raises (DRF's APIException default).
+    Error,
+}
+
+impl Code {
+    /// The code as sent in bodies.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::ParseError => "parse_error",
+            Self::NotAuthenticated => "not_authenticated",
+            Self::AuthenticationFailed => "authentication_failed",
+            Self::NoActiveAccount => "no_active_account",
+            Self::TokenNotValid => "token_not_valid",
+            Self::UserNotFound => "user_not_found",
+            Self::UserInactive => "user_inactive",
+            Self::BadAuthorizationHeader => "bad_authorization_header",
+            Self::PermissionDenied => "permission_denied",
+            Self::StaleToken => "stale_token",
+            Self::NotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::Throttled => "throttled",
+            Self::ServerError => "server_error",
+            Self::ServiceUnavailable => "service_unavailable",
+            Self::Error => "error",
+        }
+    }
+}
+
 /// An HTTP error answer: status, DRF body and the headers that go with it.
 #[derive(Debug, Clone)]
 pub struct ApiError {
@@ -36,16 +106,16 @@ impl std::fmt::Display for ApiError {
 impl std::error::Error for ApiError {}
 
 impl ApiError {
-    /// `{"detail": message}` with `status`.
-    pub fn detail(status: StatusCode, message: &str) -> Self {
+    /// `{"detail": message, "code": code}` with `status`.
+    pub fn detail(status: StatusCode, code: Code, message: &str) -> Self {
         Self {
             status,
-            body: json!({ "detail": message }),
+            body: json!({ "detail": message, "code": code.as_str() }),
             retry_after: None,
         }
     }
 
-    /// Any DRF body with `status`.
+    /// Any DRF body with `status`; a `detail` body must carry a [`Code`] too.
     pub fn body(status: StatusCode, body: Value) -> Self {
         Self {
             status,
@@ -74,14 +144,11 @@ impl ApiError {
     /// SimpleJWT's `{"detail": ..., "code": ...}` for a refused token.
     pub fn token(e: &TokenError) -> Self {
         let code = match e {
-            TokenError::UserNotFound => "user_not_found",
-            TokenError::UserInactive => "user_inactive",
-            _ => "token_not_valid",
+            TokenError::UserNotFound => Code::UserNotFound,
+            TokenError::UserInactive => Code::UserInactive,
+            _ => Code::TokenNotValid,
         };
-        Self::body(
-            StatusCode::UNAUTHORIZED,
-            json!({ "detail": e.to_string(), "code": code }),
-        )
+        Self::detail(StatusCode::UNAUTHORIZED, code, &e.to_string())
     }
 
     /// DRF's 429 with `Retry-After`.
@@ -89,31 +156,61 @@ impl ApiError {
         let message = format!("Request was throttled. Expected available in {seconds} seconds.");
         Self {
             retry_after: Some(seconds),
-            ..Self::detail(StatusCode::TOO_MANY_REQUESTS, &message)
+            ..Self::detail(StatusCode::TOO_MANY_REQUESTS, Code::Throttled, &message)
         }
     }
 
+    /// DRF's 401 when no credentials came.
     pub fn not_authenticated() -> Self {
         Self::detail(
             StatusCode::UNAUTHORIZED,
+            Code::NotAuthenticated,
             "Authentication credentials were not provided.",
         )
     }
 
-    pub fn not_found() -> Self {
-        Self::detail(StatusCode::NOT_FOUND, "Not found.")
+    /// DRF's 401 when credentials came and were refused.
+    pub fn authentication_failed(message: &str) -> Self {
+        Self::detail(
+            StatusCode::UNAUTHORIZED,
+            Code::AuthenticationFailed,
+            message,
+        )
     }
 
+    /// DRF's generic 404.
+    pub fn not_found() -> Self {
+        Self::detail(StatusCode::NOT_FOUND, Code::NotFound, "Not found.")
+    }
+
+    /// 400 for a body that cannot be parsed or read.
+    pub fn parse_error(message: &str) -> Self {
+        Self::detail(StatusCode::BAD_REQUEST, Code::ParseError, message)
+    }
+
+    /// 413 for a body over the limit.
+    pub fn payload_too_large() -> Self {
+        Self::detail(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            Code::PayloadTooLarge,
+            "Request body is too large.",
+        )
+    }
+
+    /// 503 with `Retry-After`.
     pub fn unavailable() -> Self {
         Self::detail(
             StatusCode::SERVICE_UNAVAILABLE,
+            Code::ServiceUnavailable,
             "Service temporarily unavailable, try again later.",
         )
     }
 
+    /// The generic 500; the cause is logged, never sent.
     pub fn internal() -> Self {
         Self::detail(
             StatusCode::INTERNAL_SERVER_ERROR,
+            Code::ServerError,
             "A server error occurred.",
         )
     }
@@ -124,27 +221,32 @@ impl From<DomainError> for ApiError {
         match e {
             DomainError::Invalid(errors) => Self::fields(errors),
             DomainError::InvalidCredentials => {
-                Self::detail(StatusCode::UNAUTHORIZED, "Invalid username/password.")
+                Self::authentication_failed("Invalid username/password.")
             }
-            DomainError::NotFound => {
-                Self::detail(StatusCode::NOT_FOUND, "No User matches the given query.")
-            }
+            DomainError::NotFound => Self::detail(
+                StatusCode::NOT_FOUND,
+                Code::NotFound,
+                "No User matches the given query.",
+            ),
             DomainError::Hidden | DomainError::Group(_) => Self::not_found(),
             DomainError::Forbidden => Self::detail(
                 StatusCode::FORBIDDEN,
+                Code::PermissionDenied,
                 "You do not have permission to perform this action.",
             ),
             DomainError::Busy | DomainError::Unavailable => Self::unavailable(),
             DomainError::Token(e) => Self::token(&e),
             DomainError::Throttled { retry_after_secs } => Self::throttled(retry_after_secs),
-            DomainError::Account(AccountError::Stale) => {
-                Self::detail(StatusCode::FORBIDDEN, &AccountError::Stale.to_string())
-            }
+            DomainError::Account(AccountError::Stale) => Self::detail(
+                StatusCode::FORBIDDEN,
+                Code::StaleToken,
+                &AccountError::Stale.to_string(),
+            ),
             // Djoser answers a bare 400 here; an empty object is the DRF shape closest to it.
             DomainError::Account(AccountError::ActivationOff) => {
                 Self::body(StatusCode::BAD_REQUEST, json!({}))
             }
-            DomainError::Opaque(e) => Self::detail(StatusCode::UNAUTHORIZED, &e.to_string()),
+            DomainError::Opaque(e) => Self::authentication_failed(&e.to_string()),
             DomainError::Internal(why) => {
                 tracing::error!(error = %why, "internal error");
                 Self::internal()
@@ -183,13 +285,15 @@ impl ResponseError for ApiError {
     }
 }
 
-/// The error body as documented in the OpenAPI spec. Field errors add `{"<field>": ["..."]}` keys.
+/// The error body as documented in the OpenAPI spec: `{"detail": ..., "code": ...}`, or DRF's
+/// field errors `{"<field>": ["..."]}` (400) without either key.
 #[derive(Object)]
 #[oai(rename = "Error")]
 pub struct ErrorBody {
     /// A human-readable message (absent for field errors).
     pub detail: Option<String>,
-    /// A stable machine-readable code, when there is one (e.g. `token_not_valid`).
+    /// A stable machine-readable code, present with every `detail` (e.g. `not_authenticated`,
+    /// `token_not_valid`, `not_found`, `throttled`; README.md lists them all).
     pub code: Option<String>,
 }
 
@@ -239,15 +343,21 @@ pub fn into_drf(err: poem::Error, method: &str) -> Response {
     let status = err.status();
     let answer = match status {
         StatusCode::NOT_FOUND => ApiError::not_found(),
-        StatusCode::METHOD_NOT_ALLOWED => {
-            ApiError::detail(status, &format!("Method \"{method}\" not allowed."))
+        StatusCode::METHOD_NOT_ALLOWED => ApiError::detail(
+            status,
+            Code::MethodNotAllowed,
+            &format!("Method \"{method}\" not allowed."),
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::payload_too_large(),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+            ApiError::detail(status, Code::UnsupportedMediaType, &err.to_string())
         }
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::detail(status, "Request body is too large."),
+        StatusCode::BAD_REQUEST => ApiError::parse_error(&err.to_string()),
         s if s.is_server_error() => {
             tracing::error!(error = %err, "unhandled error");
             ApiError::internal()
         }
-        s => ApiError::detail(s, &err.to_string()),
+        s => ApiError::detail(s, Code::Error, &err.to_string()),
     };
     answer.as_response()
 }

@@ -5,6 +5,7 @@ use poem_openapi::{
 };
 
 use super::{
+    answer::{Answer, NoContent},
     body::{Body, Fields, FromFields},
     caller::Caller,
     error::ApiError,
@@ -125,14 +126,6 @@ pub enum Member {
     Added(Json<UserSummaryBody>),
 }
 
-#[derive(ApiResponse)]
-pub enum Deleted {
-    #[oai(status = 204)]
-    Deleted,
-}
-
-type Answer<T> = Result<T, ApiError>;
-
 pub struct GroupsApi;
 
 #[OpenApi(tag = "Tag::Groups")]
@@ -206,12 +199,12 @@ impl GroupsApi {
         state: Data<&AppState>,
         caller: Caller,
         name: Path<String>,
-    ) -> Answer<Deleted> {
+    ) -> Answer<NoContent> {
         state
             .groups
             .delete(Actor::User(&caller.user), &name)
             .await?;
-        Ok(Deleted::Deleted)
+        Ok(NoContent::Done)
     }
 
     /// The group's members.

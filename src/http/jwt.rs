@@ -3,9 +3,10 @@ use poem::{Request, http::StatusCode, web::Data};
 use poem_openapi::{ApiResponse, Object, OpenApi, Tags, payload::Json, types::Example};
 
 use super::{
+    answer::{Answer, NoContent},
     body::{Body, Fields, FromFields},
     caller::Caller,
-    error::ApiError,
+    error::{ApiError, Code},
     throttle::client_ip,
 };
 use crate::{
@@ -153,20 +154,11 @@ pub enum Done {
 }
 
 #[derive(ApiResponse)]
-pub enum Revoked {
-    /// Every token of the caller issued until now is revoked.
-    #[oai(status = 204)]
-    Revoked,
-}
-
-#[derive(ApiResponse)]
 pub enum Jwks {
     /// The public verifying keys (empty for HMAC algorithms).
     #[oai(status = 200)]
     Ok(Json<serde_json::Value>),
 }
-
-type Answer<T> = Result<T, ApiError>;
 
 async fn obtain(state: &AppState, body: ObtainRequest, req: &Request) -> Answer<Pair> {
     match state
@@ -180,6 +172,7 @@ async fn obtain(state: &AppState, body: ObtainRequest, req: &Request) -> Answer<
         }))),
         Err(DomainError::InvalidCredentials) => Err(ApiError::detail(
             StatusCode::UNAUTHORIZED,
+            Code::NoActiveAccount,
             "No active account found with the given credentials",
         )),
         Err(e) => Err(e.into()),
@@ -281,9 +274,9 @@ impl JwtApi {
 
     /// Log out everywhere: revoke every token of the caller issued until now.
     #[oai(path = "/api/token/revoke_all/", method = "post")]
-    async fn revoke_all(&self, state: Data<&AppState>, caller: Caller) -> Answer<Revoked> {
+    async fn revoke_all(&self, state: Data<&AppState>, caller: Caller) -> Answer<NoContent> {
         state.accounts.logout_everywhere(caller.user.id).await?;
-        Ok(Revoked::Revoked)
+        Ok(NoContent::Done)
     }
 
     /// The public keys that verify Tessera's tokens (RFC 7517), each with its `kid`.

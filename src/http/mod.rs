@@ -1,4 +1,5 @@
 //! The HTTP layer: routes, middleware, OpenAPI and Swagger UI. The only module that knows poem.
+mod answer;
 mod body;
 mod caller;
 mod error;
@@ -53,7 +54,8 @@ fn api() -> OpenApiService<Operations, ()> {
     )
     .description(
         "Identity and token service compatible with Djoser and djangorestframework-simplejwt. \
-             Errors use DRF's shape: `{\"detail\": ...}` or `{\"field\": [\"message\"]}`.",
+             Errors use DRF's shape: `{\"detail\": ..., \"code\": ...}` with a stable \
+             machine-readable `code`, or `{\"field\": [\"message\"]}` for invalid input.",
     )
 }
 

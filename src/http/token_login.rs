@@ -7,6 +7,7 @@ use poem_openapi::{
 };
 
 use super::{
+    answer::{Answer, NoContent},
     body::{Body, Fields, FromFields},
     caller::Caller,
     error::ApiError,
@@ -143,15 +144,6 @@ pub enum Sessions {
     Ok(Json<Vec<SessionBody>>),
 }
 
-#[derive(ApiResponse)]
-pub enum Gone {
-    /// Done.
-    #[oai(status = 204)]
-    Gone,
-}
-
-type Answer<T> = Result<T, ApiError>;
-
 fn device(req: &Request) -> String {
     req.headers()
         .get(poem::http::header::USER_AGENT)
@@ -160,12 +152,7 @@ fn device(req: &Request) -> String {
         .to_owned()
 }
 
-async fn login(
-    state: &AppState,
-    username: &str,
-    password: &str,
-    req: &Request,
-) -> Result<String, ApiError> {
+async fn login(state: &AppState, username: &str, password: &str, req: &Request) -> Answer<String> {
     match state
         .opaque
         .login(username, password, &device(req), client_ip(req))
@@ -200,12 +187,12 @@ impl TokenLoginApi {
     /// Log out: the presented key stops working (with one key per user, the user's key; with a
     /// JWT or Basic caller, every key of the user).
     #[oai(path = "/auth/token/logout/", method = "post")]
-    async fn logout(&self, state: Data<&AppState>, caller: Caller) -> Answer<Gone> {
+    async fn logout(&self, state: Data<&AppState>, caller: Caller) -> Answer<NoContent> {
         state
             .opaque
             .logout(caller.user.id, caller.opaque_key.as_deref())
             .await?;
-        Ok(Gone::Gone)
+        Ok(NoContent::Done)
     }
 
     /// DRF's `obtain_auth_token`: the same key as `/auth/token/login/`, as `{"token": ...}`.
@@ -240,9 +227,9 @@ impl TokenLoginApi {
 
     /// Revoke every opaque key of the caller ("log out all devices").
     #[oai(path = "/auth/token/sessions/", method = "delete")]
-    async fn delete_sessions(&self, state: Data<&AppState>, caller: Caller) -> Answer<Gone> {
+    async fn delete_sessions(&self, state: Data<&AppState>, caller: Caller) -> Answer<NoContent> {
         state.opaque.revoke_all(caller.user.id).await?;
-        Ok(Gone::Gone)
+        Ok(NoContent::Done)
     }
 
     /// Revoke one of the caller's keys by its `id`.
@@ -252,10 +239,10 @@ impl TokenLoginApi {
         state: Data<&AppState>,
         caller: Caller,
         id: Path<String>,
-    ) -> Answer<Gone> {
+    ) -> Answer<NoContent> {
         if !state.opaque.end_session(caller.user.id, &id.0).await? {
             return Err(ApiError::not_found());
         }
-        Ok(Gone::Gone)
+        Ok(NoContent::Done)
     }
 }

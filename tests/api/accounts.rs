@@ -142,7 +142,7 @@ async fn register_activate_then_log_in(backend: Backend) {
         (status, body),
         (
             StatusCode::FORBIDDEN,
-            json!({"detail": "Stale token for given user."})
+            json!({"detail": "Stale token for given user.", "code": "stale_token"})
         )
     );
     assert!(
@@ -748,7 +748,7 @@ async fn users_can_be_visible_to_each_other(backend: Backend) {
         (status, body),
         (
             StatusCode::FORBIDDEN,
-            json!({"detail": "You do not have permission to perform this action."})
+            json!({"detail": "You do not have permission to perform this action.", "code": "permission_denied"})
         )
     );
 }

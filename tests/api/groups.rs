@@ -16,7 +16,7 @@ async fn groups_are_managed_by_staff_only(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let alice = app.register("alice").await;
     let admin = app.staff().await;
-    let forbidden = json!({"detail": "You do not have permission to perform this action."});
+    let forbidden = json!({"detail": "You do not have permission to perform this action.", "code": "permission_denied"});
     assert_eq!(
         call(&app, &alice, Method::GET, "/auth/groups/", None).await,
         (StatusCode::FORBIDDEN, forbidden.clone())
@@ -120,7 +120,10 @@ async fn groups_are_managed_by_staff_only(backend: Backend) {
     let (status, body) = call(&app, &admin, Method::GET, "/auth/groups/nope/", None).await;
     assert_eq!(
         (status, body),
-        (StatusCode::NOT_FOUND, json!({"detail": "Not found."}))
+        (
+            StatusCode::NOT_FOUND,
+            json!({"detail": "Not found.", "code": "not_found"})
+        )
     );
     assert_eq!(
         call(&app, &admin, Method::DELETE, "/auth/groups/auditor/", None)
@@ -253,7 +256,10 @@ async fn members_join_and_leave_groups(backend: Backend) {
         let (status, answer_body) = call(&app, &admin, Method::POST, target, Some(body)).await;
         assert_eq!(
             (status, answer_body),
-            (StatusCode::NOT_FOUND, json!({"detail": "Not found."})),
+            (
+                StatusCode::NOT_FOUND,
+                json!({"detail": "Not found.", "code": "not_found"})
+            ),
             "{target}"
         );
     }

@@ -126,7 +126,7 @@ async fn obtain_refuses_bad_credentials_and_inactive_users_alike(backend: Backen
         .deactivate(inactive.id.parse().unwrap())
         .await
         .unwrap();
-    let refused = json!({"detail": "No active account found with the given credentials"});
+    let refused = json!({"detail": "No active account found with the given credentials", "code": "no_active_account"});
     for (username, password) in [
         (&user.username, "wrong"),
         (&"nobody".to_string(), "whatever1"),
@@ -227,11 +227,11 @@ async fn bearer_access_tokens_authenticate_and_bad_ones_get_simplejwts_answers(b
         ),
         (
             format!("bearer {access}"),
-            json!({"detail": "Authentication credentials were not provided."}),
+            json!({"detail": "Authentication credentials were not provided.", "code": "not_authenticated"}),
         ),
         (
             format!("JWT {access}"),
-            json!({"detail": "Authentication credentials were not provided."}),
+            json!({"detail": "Authentication credentials were not provided.", "code": "not_authenticated"}),
         ),
         (
             format!("Bearer {}", token(anonymous)),

@@ -6,6 +6,7 @@ mod helpers;
 mod accounts;
 mod attacks;
 mod cli;
+mod errors;
 mod forge;
 mod groups;
 mod interop;

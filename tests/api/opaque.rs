@@ -79,7 +79,7 @@ async fn login_returns_one_key_per_user_until_logout(backend: Backend) {
         me(&app, &format!("Token {key}")).await,
         (
             StatusCode::UNAUTHORIZED,
-            json!({"detail": "Invalid token."})
+            json!({"detail": "Invalid token.", "code": "authentication_failed"})
         )
     );
     let second = token_login(&app, &user).await;
@@ -195,7 +195,10 @@ async fn the_token_scheme_answers_drfs_messages(backend: Backend) {
         );
         assert_eq!(
             answer(response).await,
-            (StatusCode::UNAUTHORIZED, json!({"detail": message})),
+            (
+                StatusCode::UNAUTHORIZED,
+                json!({"detail": message, "code": "authentication_failed"})
+            ),
             "{header}"
         );
     }
@@ -297,7 +300,7 @@ async fn keys_expire_after_their_lifetime(backend: Backend) {
         me(&app, &format!("Token {key}")).await,
         (
             StatusCode::UNAUTHORIZED,
-            json!({"detail": "Invalid token."})
+            json!({"detail": "Invalid token.", "code": "authentication_failed"})
         )
     );
     assert_ne!(

@@ -451,7 +451,7 @@ async fn a_database_outage_answers_503_and_recovers() {
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(
         body,
-        json!({"detail": "Service temporarily unavailable, try again later."})
+        json!({"detail": "Service temporarily unavailable, try again later.", "code": "service_unavailable"})
     );
     // Readiness may answer from its last check for a moment; it notices within seconds.
     eventually(

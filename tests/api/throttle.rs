@@ -50,7 +50,7 @@ async fn anonymous_requests_are_limited_and_the_limit_resets(backend: Backend) {
     assert_eq!(refused.headers()["x-ratelimit-remaining"], "0");
     assert_eq!(
         answer(refused).await.1,
-        json!({"detail": "Request was throttled. Expected available in 1 seconds."})
+        json!({"detail": "Request was throttled. Expected available in 1 seconds.", "code": "throttled"})
     );
     tokio::time::sleep(Duration::from_millis(1100)).await;
     assert_eq!(

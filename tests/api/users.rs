@@ -405,7 +405,10 @@ async fn list_paginates_when_a_page_size_is_set(backend: Backend) {
     for bad in ["0", "4", "abc", "-1"] {
         let (status, body) = answer(get(&format!("/auth/users/?page={bad}")).await.unwrap()).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{bad}");
-        assert_eq!(body, json!({"detail": "Invalid page."}));
+        assert_eq!(
+            body,
+            json!({"detail": "Invalid page.", "code": "not_found"})
+        );
     }
 }
 
@@ -478,7 +481,10 @@ async fn me_can_be_read_updated_and_deleted(backend: Backend) {
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
     let (status, body) = answer(me(Method::GET).send().await.unwrap()).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    assert_eq!(body, json!({"detail": "Invalid username/password."}));
+    assert_eq!(
+        body,
+        json!({"detail": "Invalid username/password.", "code": "authentication_failed"})
+    );
 
     let (status, body) = answer(
         app.register("dan")
@@ -490,7 +496,10 @@ async fn me_can_be_read_updated_and_deleted(backend: Backend) {
     )
     .await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
-    assert_eq!(body, json!({"detail": "Method \"POST\" not allowed."}));
+    assert_eq!(
+        body,
+        json!({"detail": "Method \"POST\" not allowed.", "code": "method_not_allowed"})
+    );
 }
 
 async fn user_detail_visibility_for_owner_other_and_staff(backend: Backend) {
@@ -525,7 +534,7 @@ async fn user_detail_visibility_for_owner_other_and_staff(backend: Backend) {
         assert_eq!(status, StatusCode::NOT_FOUND);
         assert_eq!(
             body,
-            json!({"detail": "Not found."}),
+            json!({"detail": "Not found.", "code": "not_found"}),
             "another user is hidden"
         );
     }
@@ -539,7 +548,10 @@ async fn user_detail_visibility_for_owner_other_and_staff(backend: Backend) {
     )
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    assert_eq!(body, json!({"detail": "No User matches the given query."}));
+    assert_eq!(
+        body,
+        json!({"detail": "No User matches the given query.", "code": "not_found"})
+    );
     let (status, body) = answer(
         alice
             .auth(app.request(Method::GET, &path("abc")))
@@ -550,7 +562,10 @@ async fn user_detail_visibility_for_owner_other_and_staff(backend: Backend) {
     .await;
     assert_eq!(
         (status, body),
-        (StatusCode::NOT_FOUND, json!({"detail": "Not found."}))
+        (
+            StatusCode::NOT_FOUND,
+            json!({"detail": "Not found.", "code": "not_found"})
+        )
     );
 
     let (status, body) = answer(
@@ -601,7 +616,7 @@ async fn deleting_others_needs_staff_and_the_staffs_own_password(backend: Backen
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(
         body,
-        json!({"detail": "You do not have permission to perform this action."})
+        json!({"detail": "You do not have permission to perform this action.", "code": "permission_denied"})
     );
     let (status, _) = answer(delete(&admin, &bob.id, "not the admin's").await.unwrap()).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
@@ -619,7 +634,7 @@ async fn deleting_others_needs_staff_and_the_staffs_own_password(backend: Backen
         (status, body),
         (
             StatusCode::NOT_FOUND,
-            json!({"detail": "No User matches the given query."})
+            json!({"detail": "No User matches the given query.", "code": "not_found"})
         )
     );
 }
@@ -628,7 +643,7 @@ async fn missing_or_bad_credentials_answer_401_with_a_challenge(backend: Backend
     let app = TestApp::spawn(backend).await;
     let user = app.register("eve").await;
     let me = || app.request(Method::GET, "/auth/users/me/");
-    let not_provided = json!({"detail": "Authentication credentials were not provided."});
+    let not_provided = json!({"detail": "Authentication credentials were not provided.", "code": "not_authenticated"});
     let cases = [
         (me(), not_provided.clone()),
         (me().header("Authorization", ""), not_provided.clone()),
@@ -638,27 +653,27 @@ async fn missing_or_bad_credentials_answer_401_with_a_challenge(backend: Backend
         ),
         (
             me().header("Authorization", "Basic"),
-            json!({"detail": "Invalid basic header. No credentials provided."}),
+            json!({"detail": "Invalid basic header. No credentials provided.", "code": "authentication_failed"}),
         ),
         (
             me().header("Authorization", "Basic a b"),
-            json!({"detail": "Invalid basic header. Credentials string should not contain spaces."}),
+            json!({"detail": "Invalid basic header. Credentials string should not contain spaces.", "code": "authentication_failed"}),
         ),
         (
             me().header("Authorization", "Basic !!!x"),
-            json!({"detail": "Invalid basic header. Credentials not correctly base64 encoded."}),
+            json!({"detail": "Invalid basic header. Credentials not correctly base64 encoded.", "code": "authentication_failed"}),
         ),
         (
             me().header("Authorization", "Basic bm9jb2xvbg=="),
-            json!({"detail": "Invalid basic header. Credentials not correctly base64 encoded."}),
+            json!({"detail": "Invalid basic header. Credentials not correctly base64 encoded.", "code": "authentication_failed"}),
         ),
         (
             me().basic_auth(&user.username, Some("wrong")),
-            json!({"detail": "Invalid username/password."}),
+            json!({"detail": "Invalid username/password.", "code": "authentication_failed"}),
         ),
         (
             me().basic_auth("nobody-at-all", Some(PASSWORD)),
-            json!({"detail": "Invalid username/password."}),
+            json!({"detail": "Invalid username/password.", "code": "authentication_failed"}),
         ),
     ];
     for (request, expected) in cases {
@@ -712,7 +727,7 @@ async fn bad_bodies_answer_drf_shaped_4xx(backend: Backend) {
     assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     assert_eq!(
         body,
-        json!({"detail": "Unsupported media type \"text/plain\" in request."})
+        json!({"detail": "Unsupported media type \"text/plain\" in request.", "code": "unsupported_media_type"})
     );
     for (raw, kind) in [("[1]", "list"), ("\"x\"", "str"), ("3", "int")] {
         let (status, body) = answer(
@@ -732,7 +747,10 @@ async fn bad_bodies_answer_drf_shaped_4xx(backend: Backend) {
     let big = format!("{{\"username\": \"{}\"}}", "a".repeat(5000));
     let (status, body) = answer(post("application/json", big.into_bytes()).await.unwrap()).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
-    assert_eq!(body, json!({"detail": "Request body is too large."}));
+    assert_eq!(
+        body,
+        json!({"detail": "Request body is too large.", "code": "payload_too_large"})
+    );
     // A chunked body without Content-Length is bounded too.
     assert!(
         raw_chunked_post(&app, 6000)
@@ -750,13 +768,16 @@ async fn bad_bodies_answer_drf_shaped_4xx(backend: Backend) {
         (status, body),
         (
             StatusCode::METHOD_NOT_ALLOWED,
-            json!({"detail": "Method \"PUT\" not allowed."})
+            json!({"detail": "Method \"PUT\" not allowed.", "code": "method_not_allowed"})
         )
     );
     let (status, body) = answer(app.request(Method::GET, "/nowhere/").send().await.unwrap()).await;
     assert_eq!(
         (status, body),
-        (StatusCode::NOT_FOUND, json!({"detail": "Not found."}))
+        (
+            StatusCode::NOT_FOUND,
+            json!({"detail": "Not found.", "code": "not_found"})
+        )
     );
 }
 

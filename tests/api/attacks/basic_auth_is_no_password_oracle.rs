@@ -58,7 +58,7 @@ async fn a_basic_header_is_ignored_and_checks_no_password_while_basic_auth_is_of
 ) {
     let app = app(backend, "false").await;
     let user = app.register("basicoff").await;
-    let not_provided = json!({"detail": "Authentication credentials were not provided."});
+    let not_provided = json!({"detail": "Authentication credentials were not provided.", "code": "not_authenticated"});
     let (status, body) = me_with_basic(&app, &user.username, PASSWORD).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(body, not_provided, "the right password opens nothing");
@@ -97,7 +97,10 @@ async fn basic_auth_works_and_counts_failures_when_enabled(backend: Backend) {
     for n in 0..3 {
         let (status, body) = me_with_basic(&app, &user.username, &format!("guess-{n}")).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "guess {n}");
-        assert_eq!(body, json!({"detail": "Invalid username/password."}));
+        assert_eq!(
+            body,
+            json!({"detail": "Invalid username/password.", "code": "authentication_failed"})
+        );
     }
     // Those were password checks: the account is locked out everywhere now.
     assert_eq!(
