@@ -308,7 +308,7 @@ async fn the_example_service_admits_by_group(backend: Backend) {
         answer(response).await,
         (
             StatusCode::UNAUTHORIZED,
-            json!({"detail": "Authentication credentials were not provided."})
+            json!({"detail": "Authentication credentials were not provided.", "code": "not_authenticated"})
         )
     );
     let alice = tessera.register("alice").await;
@@ -323,7 +323,7 @@ async fn the_example_service_admits_by_group(backend: Backend) {
         answer(get("/reports", Some(&access)).await.unwrap()).await,
         (
             StatusCode::FORBIDDEN,
-            json!({"detail": "You do not have permission to perform this action."})
+            json!({"detail": "You do not have permission to perform this action.", "code": "permission_denied"})
         )
     );
     // Membership shows once the token is refreshed.

@@ -15,12 +15,20 @@ pub struct Rejection {
 impl Rejection {
     /// 401 "Authentication credentials were not provided."
     pub fn not_authenticated() -> Self {
-        Self::detail(401, "Authentication credentials were not provided.")
+        Self::detail(
+            401,
+            "Authentication credentials were not provided.",
+            "not_authenticated",
+        )
     }
 
     /// 403 "You do not have permission to perform this action." (DRF's permission denied)
     pub fn forbidden() -> Self {
-        Self::detail(403, "You do not have permission to perform this action.")
+        Self::detail(
+            403,
+            "You do not have permission to perform this action.",
+            "permission_denied",
+        )
     }
 
     /// The user must be in `group`, else 403.
@@ -45,10 +53,11 @@ impl Rejection {
         }
     }
 
-    fn detail(status: u16, detail: &str) -> Self {
+    /// DRF's `{"detail": ...}` with the stable `code` Tessera answers beside it.
+    fn detail(status: u16, detail: &str, code: &str) -> Self {
         Self {
             status,
-            body: json!({ "detail": detail }),
+            body: json!({ "detail": detail, "code": code }),
         }
     }
 
@@ -81,9 +90,11 @@ impl From<BearerError> for Rejection {
 impl From<VerifyError> for Rejection {
     fn from(e: VerifyError) -> Self {
         match e {
-            VerifyError::KeysUnavailable(_) | VerifyError::Config(_) => {
-                Self::detail(503, "Service temporarily unavailable, try again later.")
-            }
+            VerifyError::KeysUnavailable(_) | VerifyError::Config(_) => Self::detail(
+                503,
+                "Service temporarily unavailable, try again later.",
+                "service_unavailable",
+            ),
             VerifyError::NoUser => Self {
                 status: 401,
                 body: json!({ "detail": e.to_string(), "code": "token_not_valid" }),
