@@ -1,219 +1,22 @@
-//! Revocation lists: SQL only (the embedded default), or Redis in front of SQL. SQL is always the
-//! record; Redis answers the per-request check in one round trip. A Redis that is unreachable,
-//! lost writes, or was flushed is never trusted: checks fall back to SQL until it is rebuilt.
+//! Redis in front of the SQL record: one MGET per check, trusted only while it provably holds
+//! every revocation (epoch marker, sequence, no failed write since the last rebuild).
 use std::sync::{
     Arc,
     atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering},
 };
 
-use super::redis_conn::RedisConn;
 use chrono::{DateTime, Utc};
-use sea_orm::{
-    ColumnTrait, DatabaseConnection, EntityTrait, IntoActiveModel, QueryFilter, TransactionTrait,
-    sea_query::{Expr, OnConflict},
-};
 use tokio::sync::Mutex;
 use uuid::Uuid;
 
-use super::{
-    entities::{revocation_sequence, revoked_jti, user_cutoff},
-    store_error,
+use super::sql::SqlRevocations;
+use crate::{
+    domain::{
+        StoreError,
+        revocation::{RevocationStore, RevokedJti},
+    },
+    store::redis_conn::RedisConn,
 };
-use crate::domain::{
-    StoreError,
-    revocation::{RevocationStore, RevokedJti},
-};
-
-fn err(e: sea_orm::DbErr) -> StoreError {
-    store_error(e, "jti")
-}
-
-/// Raises the revocation sequence inside `txn` and returns its new value.
-async fn next_sequence(txn: &sea_orm::DatabaseTransaction) -> Result<i64, StoreError> {
-    revocation_sequence::Entity::update_many()
-        .col_expr(
-            revocation_sequence::Column::Value,
-            sea_orm::sea_query::ExprTrait::add(Expr::col(revocation_sequence::Column::Value), 1),
-        )
-        .filter(revocation_sequence::Column::Id.eq(1))
-        .exec(txn)
-        .await
-        .map_err(err)?;
-    revocation_sequence::Entity::find_by_id(1)
-        .one(txn)
-        .await
-        .map_err(err)?
-        .map(|row| row.value)
-        .ok_or_else(|| StoreError::Internal("the revocation sequence row is missing".into()))
-}
-
-/// The record: revoked JTIs and per-user cut-offs in SQL.
-#[derive(Clone)]
-pub struct SqlRevocations {
-    db: DatabaseConnection,
-}
-
-impl SqlRevocations {
-    pub fn new(db: DatabaseConnection) -> Self {
-        Self { db }
-    }
-
-    /// The number of revocations SQL has recorded.
-    pub async fn sequence(&self) -> Result<i64, StoreError> {
-        revocation_sequence::Entity::find_by_id(1)
-            .one(&self.db)
-            .await
-            .map_err(err)?
-            .map(|row| row.value)
-            .ok_or_else(|| StoreError::Internal("the revocation sequence row is missing".into()))
-    }
-
-    /// Writes the revocations and raises the sequence in one transaction; returns the new
-    /// sequence number.
-    async fn revoke_counted(&self, jtis: &[RevokedJti]) -> Result<i64, StoreError> {
-        if jtis.is_empty() {
-            return self.sequence().await;
-        }
-        let now = Utc::now();
-        let rows = jtis.iter().map(|r| {
-            revoked_jti::Model {
-                jti: r.jti.clone(),
-                user_id: r.user_id,
-                revoked_at: now,
-                expires_at: r.expires_at,
-            }
-            .into_active_model()
-        });
-        let txn = self.db.begin().await.map_err(err)?;
-        revoked_jti::Entity::insert_many(rows)
-            .on_conflict(
-                OnConflict::column(revoked_jti::Column::Jti)
-                    .do_nothing()
-                    .to_owned(),
-            )
-            .exec_without_returning(&txn)
-            .await
-            .map_err(err)?;
-        let seq = next_sequence(&txn).await?;
-        txn.commit().await.map_err(err)?;
-        Ok(seq)
-    }
-
-    /// Sets the cut-off (forward only) and raises the sequence in one transaction.
-    async fn revoke_user_counted(
-        &self,
-        user: Uuid,
-        cutoff: i64,
-        until: DateTime<Utc>,
-    ) -> Result<i64, StoreError> {
-        let row = user_cutoff::Model {
-            user_id: user,
-            not_before: cutoff,
-            expires_at: until,
-        }
-        .into_active_model();
-        let txn = self.db.begin().await.map_err(err)?;
-        user_cutoff::Entity::insert(row)
-            .on_conflict(
-                OnConflict::column(user_cutoff::Column::UserId)
-                    .do_nothing()
-                    .to_owned(),
-            )
-            .exec_without_returning(&txn)
-            .await
-            .map_err(err)?;
-        // Each column only moves forward: a late, older cut-off changes nothing.
-        user_cutoff::Entity::update_many()
-            .col_expr(user_cutoff::Column::NotBefore, Expr::value(cutoff))
-            .filter(user_cutoff::Column::UserId.eq(user))
-            .filter(user_cutoff::Column::NotBefore.lt(cutoff))
-            .exec(&txn)
-            .await
-            .map_err(err)?;
-        user_cutoff::Entity::update_many()
-            .col_expr(user_cutoff::Column::ExpiresAt, Expr::value(until))
-            .filter(user_cutoff::Column::UserId.eq(user))
-            .filter(user_cutoff::Column::ExpiresAt.lt(until))
-            .exec(&txn)
-            .await
-            .map_err(err)?;
-        let seq = next_sequence(&txn).await?;
-        txn.commit().await.map_err(err)?;
-        Ok(seq)
-    }
-
-    async fn live_entries(
-        &self,
-        now: DateTime<Utc>,
-    ) -> Result<(Vec<revoked_jti::Model>, Vec<user_cutoff::Model>), StoreError> {
-        let jtis = revoked_jti::Entity::find()
-            .filter(revoked_jti::Column::ExpiresAt.gt(now))
-            .all(&self.db)
-            .await
-            .map_err(err)?;
-        let cutoffs = user_cutoff::Entity::find()
-            .filter(user_cutoff::Column::ExpiresAt.gt(now))
-            .all(&self.db)
-            .await
-            .map_err(err)?;
-        Ok((jtis, cutoffs))
-    }
-}
-
-#[async_trait::async_trait]
-impl RevocationStore for SqlRevocations {
-    async fn revoke(&self, jtis: &[RevokedJti]) -> Result<(), StoreError> {
-        self.revoke_counted(jtis).await.map(|_| ())
-    }
-
-    async fn revoke_user(
-        &self,
-        user: Uuid,
-        cutoff: i64,
-        until: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        self.revoke_user_counted(user, cutoff, until)
-            .await
-            .map(|_| ())
-    }
-
-    async fn is_revoked(
-        &self,
-        jti: Option<&str>,
-        user: Option<Uuid>,
-        iat: i64,
-    ) -> Result<bool, StoreError> {
-        if let Some(jti) = jti
-            && revoked_jti::Entity::find_by_id(jti.to_owned())
-                .one(&self.db)
-                .await
-                .map_err(err)?
-                .is_some()
-        {
-            return Ok(true);
-        }
-        let Some(user) = user else { return Ok(false) };
-        let cutoff = user_cutoff::Entity::find_by_id(user)
-            .one(&self.db)
-            .await
-            .map_err(err)?;
-        Ok(cutoff.is_some_and(|c| iat < c.not_before))
-    }
-
-    async fn prune(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
-        let a = revoked_jti::Entity::delete_many()
-            .filter(revoked_jti::Column::ExpiresAt.lt(now))
-            .exec(&self.db)
-            .await
-            .map_err(err)?;
-        let b = user_cutoff::Entity::delete_many()
-            .filter(user_cutoff::Column::ExpiresAt.lt(now))
-            .exec(&self.db)
-            .await
-            .map_err(err)?;
-        Ok(a.rows_affected + b.rows_affected)
-    }
-}
 
 /// Redis in front of [`SqlRevocations`]. Keys: `{prefix}revoked:{jti}`, `{prefix}cutoff:{user}`
 /// (each with the entry's remaining lifetime as TTL) and `{prefix}epoch`, a marker written after
@@ -224,7 +27,7 @@ pub struct RedisRevocations {
     redis: RedisConn,
     prefix: String,
     /// Redis may be missing entries: answer from SQL until a rebuild succeeds.
-    stale: Arc<AtomicBool>,
+    pub(super) stale: Arc<AtomicBool>,
     /// Failed writes so far; a rebuild only clears `stale` if none failed while it copied.
     failed_writes: Arc<AtomicU64>,
     rebuilding: Arc<Mutex<()>>,
@@ -396,7 +199,7 @@ impl RedisRevocations {
 }
 
 /// Seconds until `expires_at`, rounded up: an entry never leaves Redis before it may.
-fn ttl(expires_at: DateTime<Utc>, now: DateTime<Utc>) -> u64 {
+pub(super) fn ttl(expires_at: DateTime<Utc>, now: DateTime<Utc>) -> u64 {
     let millis = (expires_at - now).num_milliseconds().max(1).unsigned_abs();
     millis.div_ceil(1000)
 }
@@ -542,77 +345,5 @@ impl RevocationStore for RedisRevocations {
     async fn prune(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
         // Redis entries expire by their TTL.
         self.sql.prune(now).await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::{settings::DatabaseSettings, store::redis_conn::redis_connection};
-    use std::time::Duration;
-
-    async fn sql() -> SqlRevocations {
-        let db = crate::store::database::connect(&DatabaseSettings {
-            url: "sqlite::memory:".into(),
-            migrate_on_start: true,
-            max_connections: 1,
-            acquire_timeout: Duration::from_secs(2),
-        })
-        .await
-        .unwrap();
-        crate::store::database::migrate(&db).await.unwrap();
-        SqlRevocations::new(db)
-    }
-
-    /// Two instances log a user out everywhere at nearly the same time, and the older cut-off
-    /// is written last: the newer one must stand.
-    async fn a_late_older_cutoff_changes_nothing(store: &dyn RevocationStore) {
-        let user = Uuid::now_v7();
-        let now = Utc::now();
-        let later = now + chrono::TimeDelta::hours(2);
-        store.revoke_user(user, 2_000, later).await.unwrap();
-        store
-            .revoke_user(user, 1_000, now + chrono::TimeDelta::hours(1))
-            .await
-            .unwrap();
-        assert!(store.is_revoked(None, Some(user), 1_500).await.unwrap());
-        assert!(!store.is_revoked(None, Some(user), 2_000).await.unwrap());
-        store.revoke_user(user, 3_000, later).await.unwrap();
-        assert!(store.is_revoked(None, Some(user), 2_500).await.unwrap());
-    }
-
-    #[tokio::test]
-    async fn cutoffs_only_move_forward_in_sql() {
-        a_late_older_cutoff_changes_nothing(&sql().await).await;
-    }
-
-    #[tokio::test]
-    async fn cutoffs_only_move_forward_in_redis() {
-        let url = std::env::var("TEST_REDIS_URL").unwrap_or("redis://127.0.0.1:6379/0".into());
-        let prefix = format!("tessera-unit:{}:", Uuid::new_v4().simple());
-        let conn = match redis_connection(&url, &[], &prefix, Duration::from_secs(1)).await {
-            Ok((conn, _)) => conn,
-            Err(e) => {
-                assert!(
-                    std::env::var("CI").as_deref() != Ok("true"),
-                    "CI=true needs Redis: {e}"
-                );
-                eprintln!("SKIPPED cutoffs_only_move_forward_in_redis: {e}");
-                return;
-            }
-        };
-        let store = RedisRevocations::new(sql().await, conn, &prefix);
-        store.rebuild().await.unwrap();
-        a_late_older_cutoff_changes_nothing(&store).await;
-        // Redis itself holds the newer cut-off (not only SQL behind it).
-        assert!(!store.stale.load(Ordering::SeqCst), "answered by Redis");
-    }
-
-    #[test]
-    fn ttls_round_up() {
-        let now = Utc::now();
-        assert_eq!(ttl(now + chrono::TimeDelta::milliseconds(1_001), now), 2);
-        assert_eq!(ttl(now + chrono::TimeDelta::milliseconds(1_000), now), 1);
-        assert_eq!(ttl(now - chrono::TimeDelta::seconds(5), now), 1);
     }
 }
