@@ -206,3 +206,6 @@ impl TokenService {
         )?)
     }
 }
+
+#[cfg(test)]
+mod tests;
