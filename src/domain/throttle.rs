@@ -145,8 +145,13 @@ impl LoginGuard {
             return;
         }
         let (account, address) = Self::keys(login, ip);
-        let _ = self.counter.reset(&account).await;
-        let _ = self.fallback.reset(&account).await;
+        // Not clearing a count only makes a later lockout come sooner: logged, not fatal.
+        if let Err(e) = self.counter.reset(&account).await {
+            tracing::warn!(error = %e, "could not clear an account's failure count");
+        }
+        if let Err(e) = self.fallback.reset(&account).await {
+            tracing::warn!(error = %e, "could not clear an account's local failure count");
+        }
         if let Some(address) = address {
             self.forgive(&address).await;
         }
@@ -177,8 +182,12 @@ impl LoginGuard {
     }
 
     async fn forgive(&self, key: &str) {
-        if self.counter.forgive(key).await.is_err() {
-            let _ = self.fallback.forgive(key).await;
+        // An attempt not given back counts as a failure: the safe side, logged.
+        if let Err(e) = self.counter.forgive(key).await {
+            tracing::warn!(error = %e, "failure counter unreachable: forgiving locally");
+            if let Err(e) = self.fallback.forgive(key).await {
+                tracing::warn!(error = %e, "could not give an attempt back");
+            }
         }
     }
 }
