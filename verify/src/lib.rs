@@ -18,6 +18,7 @@
 
 mod claims;
 mod decode;
+mod encode;
 #[cfg(any(feature = "poem", feature = "tower"))]
 mod gate;
 mod header;
@@ -32,6 +33,7 @@ mod verifier;
 
 pub use claims::{Claims, TokenType};
 pub use decode::{Key, KeySet, Policy, decode};
+pub use encode::{CREDENTIAL_VERSION_CLAIM, Draft, encode};
 #[cfg(any(feature = "poem", feature = "tower"))]
 pub use gate::VerifyAccess;
 pub use header::{BearerError, bearer_token};

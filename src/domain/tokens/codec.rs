@@ -3,9 +3,9 @@
 use super::*;
 
 /// The claim that carries the user's credential version (security stamp) in tokens Tessera
-/// mints. Tokens minted elsewhere (adopted from a Django service) have none and are ended by
-/// the per-user cut-off instead.
-pub const CREDENTIAL_VERSION_CLAIM: &str = "cv";
+/// mints (written by tessera-verify's encoder). Tokens minted elsewhere (adopted from a Django
+/// service) have none and are ended by the per-user cut-off instead.
+pub use tessera_verify::CREDENTIAL_VERSION_CLAIM;
 
 /// The credential version a token was issued under; None for tokens without the claim.
 pub(super) fn stamp_of(claims: &Claims) -> Result<Option<i64>, TokenError> {
@@ -83,53 +83,24 @@ impl TokenService {
         };
         let expires_at = now + lifetime;
         let jti = new_jti();
-        let mut header = Map::new();
-        header.insert("alg".into(), format!("{:?}", self.keys.algorithm).into());
-        if let Some(kid) = self.keys.signing_kid() {
-            header.insert("kid".into(), kid.into());
-        }
-        header.insert("typ".into(), "JWT".into());
-        let mut payload = String::from("{");
-        let mut field = |name: &str, value: Value| {
-            if payload.len() > 1 {
-                payload.push(',');
-            }
-            payload.push_str(&Value::from(name).to_string());
-            payload.push(':');
-            payload.push_str(&value.to_string());
+        let user_id = user.to_string();
+        let draft = tessera_verify::Draft {
+            token_type,
+            user_id: &user_id,
+            iat: now.timestamp(),
+            exp: expires_at.timestamp(),
+            jti: &jti,
+            credential_version: stamp,
+            extra,
         };
-        field(&self.rules.token_type_claim, token_type.as_str().into());
-        field("exp", expires_at.timestamp().into());
-        field("iat", now.timestamp().into());
-        field(&self.rules.jti_claim, jti.clone().into());
-        field(&self.rules.user_id_claim, user.to_string().into());
-        if let Some(aud) = &self.rules.audience {
-            field("aud", aud.clone().into());
-        }
-        if let Some(iss) = &self.rules.issuer {
-            field("iss", iss.clone().into());
-        }
-        if let Some(stamp) = stamp {
-            field(CREDENTIAL_VERSION_CLAIM, stamp.into());
-        }
-        if token_type == TokenType::Access {
-            for (name, value) in extra {
-                field(name, value.clone());
-            }
-        }
-        payload.push('}');
-        let message = format!(
-            "{}.{}",
-            URL_SAFE_NO_PAD.encode(Value::Object(header).to_string()),
-            URL_SAFE_NO_PAD.encode(payload)
-        );
-        let signature = jsonwebtoken::crypto::sign(
-            message.as_bytes(),
+        let token = tessera_verify::encode(
+            &self.policy,
             self.keys.signing_key(),
-            self.keys.algorithm,
+            self.keys.signing_kid(),
+            &draft,
         )
         .map_err(|e| DomainError::Internal(format!("signing failed: {e}")))?;
-        Ok((format!("{message}.{signature}"), jti, expires_at))
+        Ok((token, jti, expires_at))
     }
 
     /// A new pair in `family`, and the ledger row describing its refresh token.

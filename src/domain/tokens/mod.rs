@@ -2,7 +2,6 @@
 //! headers, required claims, explicit token types; refresh rotation with reuse detection.
 use std::{sync::Arc, time::Duration};
 
-use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::{Map, Value};
 use tessera_verify::Policy;
