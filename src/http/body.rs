@@ -17,6 +17,39 @@ use crate::{domain::FieldErrors, state::AppState};
 
 const REQUIRED: &str = "This field is required.";
 
+/// Declares a request body once: each field with its type, how it is read from a JSON or form
+/// body (`|f| f.required("name")`) and its value in the OpenAPI example. Expands to the struct
+/// (its schema), its `Example` and its `FromFields`.
+macro_rules! request_body {
+    (
+        $(#[$attr:meta])*
+        pub struct $name:ident {
+            $(
+                $(#[$field_attr:meta])*
+                pub $field:ident : $ty:ty = |$f:ident| $read:expr, example: $example:expr;
+            )*
+        }
+    ) => {
+        #[derive(poem_openapi::Object)]
+        $(#[$attr])*
+        pub struct $name {
+            $( $(#[$field_attr])* pub $field: $ty, )*
+        }
+
+        impl poem_openapi::types::Example for $name {
+            fn example() -> Self {
+                Self { $( $field: $example, )* }
+            }
+        }
+
+        impl $crate::http::body::FromFields for $name {
+            fn read(fields: &mut $crate::http::body::Fields) -> Self {
+                Self { $( $field: { let $f = &mut *fields; $read }, )* }
+            }
+        }
+    };
+}
+
 /// A request body type: its OpenAPI schema comes from `Type`, its parsing from `read`.
 pub trait FromFields: Type + Sized {
     fn read(fields: &mut Fields) -> Self;

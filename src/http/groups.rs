@@ -6,7 +6,7 @@ use poem_openapi::{
 
 use super::{
     answer::{Answer, NoContent},
-    body::{Body, Fields, FromFields},
+    body::Body,
     caller::Caller,
     error::ApiError,
     users::UserSummaryBody,
@@ -47,52 +47,20 @@ impl From<Group> for GroupBody {
     }
 }
 
-/// A new group, or (PATCH) the fields to change.
-#[derive(Object)]
-#[oai(rename = "GroupWrite", example)]
-pub struct GroupRequest {
-    pub name: Option<String>,
-    pub description: Option<String>,
-}
-
-impl Example for GroupRequest {
-    fn example() -> Self {
-        Self {
-            name: Some("manager".into()),
-            description: Some("Can approve orders".into()),
-        }
+request_body! {
+    /// A new group, or (PATCH) the fields to change.
+    #[oai(rename = "GroupWrite", example)]
+    pub struct GroupRequest {
+        pub name: Option<String> = |f| f.optional("name", false), example: Some("manager".into());
+        pub description: Option<String> = |f| f.optional("description", true), example: Some("Can approve orders".into());
     }
 }
 
-impl FromFields for GroupRequest {
-    fn read(f: &mut Fields) -> Self {
-        Self {
-            name: f.optional("name", false),
-            description: f.optional("description", true),
-        }
-    }
-}
-
-/// Who joins or leaves the group.
-#[derive(Object)]
-#[oai(rename = "GroupMember", example)]
-pub struct MemberRequest {
-    pub username: String,
-}
-
-impl Example for MemberRequest {
-    fn example() -> Self {
-        Self {
-            username: "alice".into(),
-        }
-    }
-}
-
-impl FromFields for MemberRequest {
-    fn read(f: &mut Fields) -> Self {
-        Self {
-            username: f.required("username"),
-        }
+request_body! {
+    /// Who joins or leaves the group.
+    #[oai(rename = "GroupMember", example)]
+    pub struct MemberRequest {
+        pub username: String = |f| f.required("username"), example: "alice".into();
     }
 }
 

@@ -4,7 +4,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi, Tags, payload::Json, types::Exa
 
 use super::{
     answer::{Answer, NoContent},
-    body::{Body, Fields, FromFields},
+    body::Body,
     caller::Caller,
     error::{ApiError, Code},
     throttle::client_ip,
@@ -22,31 +22,14 @@ enum Tag {
 
 const SAMPLE_JWT: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJ0b2tlbl90eXBlIjoiYWNjZXNzIiwiZXhwIjoxNzk1MzMwMDA1LCJpYXQiOjE3OTUzMjk3MDUsImp0aSI6IjVlNmZmNWNjNDc1MTQ3MmY4ZjVkMDg1NDM5MTMwMWVmIiwidXNlcl9pZCI6IjAxOWFhN2M4LThkMzQtN2MxZS05YjNmLTJhMWQ1ZTZmN2E4YiJ9.c2lnbmF0dXJl";
 
-/// Credentials for a new token pair.
-#[derive(Object)]
-#[oai(rename = "TokenObtain", example)]
-pub struct ObtainRequest {
-    /// The username; named `email` and holding the email when `accounts.login_field = "email"`.
-    pub username: String,
-    #[oai(write_only)]
-    pub password: String,
-}
-
-impl Example for ObtainRequest {
-    fn example() -> Self {
-        Self {
-            username: "alice".into(),
-            password: "correct horse battery".into(),
-        }
-    }
-}
-
-impl FromFields for ObtainRequest {
-    fn read(f: &mut Fields) -> Self {
-        Self {
-            username: f.required(f.login_field()),
-            password: f.required("password"),
-        }
+request_body! {
+    /// Credentials for a new token pair.
+    #[oai(rename = "TokenObtain", example)]
+    pub struct ObtainRequest {
+        /// The username; named `email` and holding the email when `accounts.login_field = "email"`.
+        pub username: String = |f| f.required(f.login_field()), example: "alice".into();
+        #[oai(write_only)]
+        pub password: String = |f| f.required("password"), example: "correct horse battery".into();
     }
 }
 
@@ -67,26 +50,11 @@ impl Example for PairBody {
     }
 }
 
-/// A refresh token.
-#[derive(Object)]
-#[oai(rename = "TokenRefresh", example)]
-pub struct RefreshRequest {
-    pub refresh: String,
-}
-
-impl Example for RefreshRequest {
-    fn example() -> Self {
-        Self {
-            refresh: SAMPLE_JWT.into(),
-        }
-    }
-}
-
-impl FromFields for RefreshRequest {
-    fn read(f: &mut Fields) -> Self {
-        Self {
-            refresh: f.required("refresh"),
-        }
+request_body! {
+    /// A refresh token.
+    #[oai(rename = "TokenRefresh", example)]
+    pub struct RefreshRequest {
+        pub refresh: String = |f| f.required("refresh"), example: SAMPLE_JWT.into();
     }
 }
 
@@ -107,26 +75,11 @@ impl Example for RefreshedBody {
     }
 }
 
-/// Any token to check.
-#[derive(Object)]
-#[oai(rename = "TokenVerify", example)]
-pub struct VerifyRequest {
-    pub token: String,
-}
-
-impl Example for VerifyRequest {
-    fn example() -> Self {
-        Self {
-            token: SAMPLE_JWT.into(),
-        }
-    }
-}
-
-impl FromFields for VerifyRequest {
-    fn read(f: &mut Fields) -> Self {
-        Self {
-            token: f.required("token"),
-        }
+request_body! {
+    /// Any token to check.
+    #[oai(rename = "TokenVerify", example)]
+    pub struct VerifyRequest {
+        pub token: String = |f| f.required("token"), example: SAMPLE_JWT.into();
     }
 }
 

@@ -1,5 +1,6 @@
 //! The HTTP layer: routes, middleware, OpenAPI and Swagger UI. The only module that knows poem.
 mod answer;
+#[macro_use]
 mod body;
 mod caller;
 mod error;

@@ -8,7 +8,7 @@ use poem_openapi::{
 
 use super::{
     answer::{Answer, NoContent},
-    body::{Body, Fields, FromFields},
+    body::Body,
     caller::Caller,
     error::ApiError,
     throttle::client_ip,
@@ -27,59 +27,25 @@ enum Tag {
 const SAMPLE_KEY: &str = "9944b09199c62bcf9418ad846dd0e4bbdfc6ee4b";
 const UNABLE: &str = "Unable to log in with provided credentials.";
 
-/// Credentials; both are optional in the schema because Djoser answers their absence with
-/// `non_field_errors` like a wrong password.
-#[derive(Object)]
-#[oai(rename = "TokenCreate", example)]
-pub struct LoginRequest {
-    /// The username; named `email` and holding the email when `accounts.login_field = "email"`.
-    pub username: Option<String>,
-    #[oai(write_only)]
-    pub password: Option<String>,
-}
-
-impl Example for LoginRequest {
-    fn example() -> Self {
-        Self {
-            username: Some("alice".into()),
-            password: Some("correct horse battery".into()),
-        }
+request_body! {
+    /// Credentials; both are optional in the schema because Djoser answers their absence with
+    /// `non_field_errors` like a wrong password.
+    #[oai(rename = "TokenCreate", example)]
+    pub struct LoginRequest {
+        /// The username; named `email` and holding the email when `accounts.login_field = "email"`.
+        pub username: Option<String> = |f| f.optional(f.login_field(), true), example: Some("alice".into());
+        #[oai(write_only)]
+        pub password: Option<String> = |f| f.optional("password", true), example: Some("correct horse battery".into());
     }
 }
 
-impl FromFields for LoginRequest {
-    fn read(f: &mut Fields) -> Self {
-        Self {
-            username: f.optional(f.login_field(), true),
-            password: f.optional("password", true),
-        }
-    }
-}
-
-/// DRF's AuthTokenSerializer: the password is taken as sent, spaces included.
-#[derive(Object)]
-#[oai(rename = "AuthToken", example)]
-pub struct ObtainRequest {
-    pub username: String,
-    #[oai(write_only)]
-    pub password: String,
-}
-
-impl Example for ObtainRequest {
-    fn example() -> Self {
-        Self {
-            username: "alice".into(),
-            password: "correct horse battery".into(),
-        }
-    }
-}
-
-impl FromFields for ObtainRequest {
-    fn read(f: &mut Fields) -> Self {
-        Self {
-            username: f.required("username"),
-            password: f.required_untrimmed("password"),
-        }
+request_body! {
+    /// DRF's AuthTokenSerializer: the password is taken as sent, spaces included.
+    #[oai(rename = "AuthToken", example)]
+    pub struct ObtainRequest {
+        pub username: String = |f| f.required("username"), example: "alice".into();
+        #[oai(write_only)]
+        pub password: String = |f| f.required_untrimmed("password"), example: "correct horse battery".into();
     }
 }
 
