@@ -78,23 +78,7 @@ impl AppState {
     ) -> Result<Self, StartError> {
         let hasher = PasswordHasher::new(&settings.passwords)?;
         let rules = PasswordRules::new(&settings.passwords);
-        let mut user_store: Arc<dyn UserStore> = Arc::new(SqlUserStore::new(db.clone()));
-        if !settings.users.cache_ttl.is_zero() {
-            user_store = Arc::new(CachedUserStore::new(
-                user_store,
-                settings.users.cache_ttl,
-                10_000,
-            ));
-        }
-        let sql_groups: Arc<dyn GroupStore> = Arc::new(SqlGroupStore::new(db.clone()));
-        let mut group_store = sql_groups.clone();
-        if !settings.users.cache_ttl.is_zero() {
-            group_store = Arc::new(CachedGroupStore::new(
-                sql_groups.clone(),
-                settings.users.cache_ttl,
-                10_000,
-            ));
-        }
+        let (user_store, sql_groups, group_store) = user_stores(&settings, &db);
         let roles = RoleView::new(
             settings
                 .accounts
@@ -102,42 +86,21 @@ impl AppState {
                 .then(|| group_store.clone()),
         );
 
-        let sql_revocations = SqlRevocations::new(db.clone());
         let revocations: Arc<dyn RevocationStore> = match &redis {
-            None => Arc::new(sql_revocations),
-            Some((conn, prefix)) => {
-                Arc::new(RedisRevocations::new(sql_revocations, conn.clone(), prefix))
-            }
+            None => Arc::new(SqlRevocations::new(db.clone())),
+            Some((conn, prefix)) => Arc::new(RedisRevocations::new(
+                SqlRevocations::new(db.clone()),
+                conn.clone(),
+                prefix,
+            )),
         };
-        // Counters: shared in Redis when there is one; this process's memory otherwise, and as
-        // the lockout's fallback.
-        let memory = Arc::new(MemoryCounters::new(100_000));
-        let shared: Arc<dyn RateLimiterAndCounter> = match &redis {
-            None => memory.clone(),
-            Some((conn, prefix)) => Arc::new(RedisCounters::new(conn.clone(), prefix)),
-        };
-        let t = &settings.throttle;
-        let throttle = t.enabled.then(|| {
-            Arc::new(Throttle::new(
-                shared.clone().as_limiter(),
-                t.anon,
-                t.user,
-                t.scopes.clone(),
-            ))
-        });
-        let guard = LoginGuard::new(
-            shared.clone().as_counter(),
-            memory.clone(),
-            t.lockout_failures,
-            t.lockout_ip_failures,
-            t.lockout_window,
-        );
+        let (throttle, guard) = limits(&settings, redis.as_ref());
         let users = Arc::new(UserService::new(
             user_store.clone(),
             Arc::new(hasher),
             rules,
             settings.accounts.users,
-            (t.lockout_failures > 0).then(|| Arc::new(guard)),
+            guard,
         ));
         let readiness = Readiness::new(
             user_store.clone(),
@@ -190,6 +153,56 @@ impl AppState {
             database: db,
         })
     }
+}
+
+/// The user store and the group store behind `users.cache_ttl`'s caches, and the group store
+/// without one (token claims read SQL: a token outlives any cache).
+fn user_stores(
+    settings: &Settings,
+    db: &DatabaseConnection,
+) -> (Arc<dyn UserStore>, Arc<dyn GroupStore>, Arc<dyn GroupStore>) {
+    let ttl = settings.users.cache_ttl;
+    let sql_users: Arc<dyn UserStore> = Arc::new(SqlUserStore::new(db.clone()));
+    let sql_groups: Arc<dyn GroupStore> = Arc::new(SqlGroupStore::new(db.clone()));
+    if ttl.is_zero() {
+        return (sql_users, sql_groups.clone(), sql_groups);
+    }
+    let users = Arc::new(CachedUserStore::new(sql_users, ttl, 10_000));
+    let groups = Arc::new(CachedGroupStore::new(sql_groups.clone(), ttl, 10_000));
+    (users, sql_groups, groups)
+}
+
+/// The rate limits (None when throttling is off) and the login lockout (None when
+/// `lockout_failures` is 0). Counters are shared in Redis when there is one, in this process's
+/// memory otherwise; memory is also the lockout's fallback while Redis is down.
+fn limits(
+    settings: &Settings,
+    redis: Option<&(RedisConn, String)>,
+) -> (Option<Arc<Throttle>>, Option<Arc<LoginGuard>>) {
+    let memory = Arc::new(MemoryCounters::new(100_000));
+    let shared: Arc<dyn RateLimiterAndCounter> = match redis {
+        None => memory.clone(),
+        Some((conn, prefix)) => Arc::new(RedisCounters::new(conn.clone(), prefix)),
+    };
+    let t = &settings.throttle;
+    let throttle = t.enabled.then(|| {
+        Arc::new(Throttle::new(
+            shared.clone().as_limiter(),
+            t.anon,
+            t.user,
+            t.scopes.clone(),
+        ))
+    });
+    let guard = (t.lockout_failures > 0).then(|| {
+        Arc::new(LoginGuard::new(
+            shared.as_counter(),
+            memory,
+            t.lockout_failures,
+            t.lockout_ip_failures,
+            t.lockout_window,
+        ))
+    });
+    (throttle, guard)
 }
 
 /// The signing key from the environment or a file; on the embedded SQLite setup a generated
