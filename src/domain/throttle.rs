@@ -192,9 +192,10 @@ impl LoginGuard {
     }
 }
 
-/// The address a lockout counts: the IPv4 address, or the IPv6 /64 (one subscriber's
-/// prefix: counting single IPv6 addresses would give an attacker unlimited fresh keys).
-fn address_block(ip: IpAddr) -> String {
+/// The address the lockout and the rates count: the IPv4 address, or the IPv6 /64 (one
+/// subscriber's prefix: counting single IPv6 addresses would give an attacker unlimited fresh
+/// keys).
+pub fn address_block(ip: IpAddr) -> String {
     match ip {
         IpAddr::V4(v4) => v4.to_string(),
         IpAddr::V6(v6) => match ipnet::Ipv6Net::new(v6, 64) {

@@ -18,7 +18,10 @@ use poem_openapi::{
 };
 
 use super::{caller::Caller, error::ApiError};
-use crate::{domain::throttle::Decision, state::AppState};
+use crate::{
+    domain::throttle::{Decision, address_block},
+    state::AppState,
+};
 
 /// Where the caller extractor leaves the per-user decision, for the response's rate headers.
 #[derive(Clone, Default)]
@@ -158,7 +161,7 @@ async fn limit<E: Endpoint>(
     let Some(throttle) = state.throttle.as_ref() else {
         return ep.call(req).await.map(IntoResponse::into_response);
     };
-    let client = client_ip(&req).map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+    let client = client_ip(&req).map_or_else(|| "unknown".to_owned(), address_block);
     let decision = match scope.and_then(|s| throttle.scope(s).map(|r| (s, r))) {
         Some((name, rate)) => throttle.hit(&format!("{name}:{client}"), rate).await,
         None if req.headers().contains_key(header::AUTHORIZATION) => {

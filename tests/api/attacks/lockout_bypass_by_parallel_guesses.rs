@@ -8,6 +8,7 @@ use crate::helpers::{Backend, PASSWORD, TestApp};
 on_every_backend!(
     a_parallel_burst_gets_no_more_guesses_than_the_threshold,
     one_ipv6_prefix_is_one_address,
+    one_ipv6_prefix_shares_one_rate,
 );
 
 async fn a_parallel_burst_gets_no_more_guesses_than_the_threshold(backend: Backend) {
@@ -76,4 +77,40 @@ async fn one_ipv6_prefix_is_one_address(backend: Backend) {
     // Another /64 is another address.
     let elsewhere = login("2001:db8:7:a::1", 4).await.unwrap();
     assert_eq!(elsewhere.status(), StatusCode::UNAUTHORIZED);
+}
+
+async fn one_ipv6_prefix_shares_one_rate(backend: Backend) {
+    let app = TestApp::spawn_with(
+        backend,
+        &[
+            ("TESSERA__THROTTLE__ENABLED", "true"),
+            ("TESSERA__THROTTLE__SCOPES__LOGIN", "2/min"),
+            ("TESSERA__THROTTLE__TRUSTED_PROXIES", "127.0.0.1/32"),
+        ],
+    )
+    .await;
+    let login = |from: String| {
+        app.request(reqwest::Method::POST, "/api/token/")
+            .header("X-Forwarded-For", from)
+            .json(&json!({"username": "nobody", "password": "guess"}))
+            .send()
+    };
+    let mut statuses = Vec::new();
+    for n in 1..=3 {
+        statuses.push(
+            login(format!("2001:db8:5:6::{n:x}"))
+                .await
+                .unwrap()
+                .status(),
+        );
+    }
+    assert_eq!(
+        statuses,
+        [
+            StatusCode::UNAUTHORIZED,
+            StatusCode::UNAUTHORIZED,
+            StatusCode::TOO_MANY_REQUESTS
+        ],
+        "fresh addresses of one /64 share the login rate"
+    );
 }
