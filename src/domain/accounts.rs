@@ -288,9 +288,8 @@ impl AccountService {
 
     /// Log out everywhere: every JWT and opaque key of `user` issued until now stops working.
     pub async fn logout_everywhere(&self, user: Uuid) -> Result<(), DomainError> {
-        self.end_sessions(user, UserChange::default()).await?;
-        tracing::info!(target: "tessera::audit", user_id = %user, "logged out everywhere");
-        Ok(())
+        self.end_sessions(user, UserChange::default(), "logged out everywhere")
+            .await
     }
 
     /// Deactivates an account and ends its sessions.
@@ -299,18 +298,24 @@ impl AccountService {
             is_active: Some(false),
             ..UserChange::default()
         };
-        self.end_sessions(user, change).await?;
-        tracing::info!(target: "tessera::audit", user_id = %user, "account deactivated");
-        Ok(())
+        self.end_sessions(user, change, "account deactivated").await
     }
 
     /// The one path for changes that end every earlier session: the change and the bump of
     /// the credential version in one statement (a login racing it mints under the old version
     /// and is refused), then the opaque keys go and the per-user cut-off is set (it ends
     /// tokens without a version claim, adopted from a Django service).
-    async fn end_sessions(&self, user: Uuid, mut change: UserChange) -> Result<(), DomainError> {
+    /// `event` is audited once the change is written, before the revocations (the cut-off
+    /// waits for the next second).
+    async fn end_sessions(
+        &self,
+        user: Uuid,
+        mut change: UserChange,
+        event: &'static str,
+    ) -> Result<(), DomainError> {
         change.end_sessions = true;
         self.users.apply(user, &change).await?;
+        tracing::info!(target: "tessera::audit", user_id = %user, "{event}");
         self.opaque.revoke_all(user).await?;
         self.tokens.revoke_all(user).await
     }
@@ -321,11 +326,12 @@ impl AccountService {
             ..UserChange::default()
         };
         if self.rules.logout_on_password_change {
-            self.end_sessions(user.id, change).await?;
+            self.end_sessions(user.id, change, "password changed")
+                .await?;
         } else {
             self.users.apply(user.id, &change).await?;
+            tracing::info!(target: "tessera::audit", user_id = %user.id, "password changed");
         }
-        tracing::info!(target: "tessera::audit", user_id = %user.id, "password changed");
         if self.rules.password_changed_email_confirmation {
             self.mail(EmailKind::PasswordChanged, &user, None);
         }
