@@ -157,6 +157,9 @@ async fn saturated_password_hashing_answers_503_service_unavailable(backend: Bac
         &[
             ("TESSERA__PASSWORDS__WORKERS", "1"),
             ("TESSERA__PASSWORDS__QUEUE", "0"),
+            // A hash long enough (~100 ms) that the registrations sent at once overlap.
+            ("TESSERA__PASSWORDS__MEMORY_KIB", "65536"),
+            ("TESSERA__PASSWORDS__ITERATIONS", "3"),
         ],
     )
     .await;
