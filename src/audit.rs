@@ -1,7 +1,13 @@
 //! Copies `tessera::audit` events, with the request's id, peer and User-Agent, into SQL: a
 //! tracing layer hands them to a bounded channel and a background task writes them, so a slow
 //! database never slows a request (a full channel drops the copy; the log line remains).
-use std::time::Duration;
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
 
 use tokio::sync::mpsc;
 use tracing::{
@@ -16,15 +22,48 @@ use crate::store::audit::SqlAuditLog;
 
 const TARGET: &str = "tessera::audit";
 
-/// The tracing side: build it before logging starts, give its receiver to [`spawn_writer`].
+/// The tracing side: build it before logging starts, give its events to
+/// `Application::keep_audit_events`.
 pub struct AuditLayer {
     sender: mpsc::Sender<AuditRecord>,
+    progress: Arc<AuditProgress>,
+}
+
+/// The events the layer queued, for the writer.
+pub struct AuditEvents {
+    receiver: mpsc::Receiver<AuditRecord>,
+    progress: Arc<AuditProgress>,
+}
+
+/// How many events were queued and how many the writer has handled, so a shutdown can wait for
+/// the queue to be written instead of losing its tail.
+#[derive(Default)]
+pub struct AuditProgress {
+    queued: AtomicU64,
+    handled: AtomicU64,
+}
+
+impl AuditProgress {
+    /// Waits until every queued event is handled, at most `limit`.
+    pub async fn drained(&self, limit: Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
+        while self.handled.load(Ordering::SeqCst) < self.queued.load(Ordering::SeqCst)
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
 }
 
 impl AuditLayer {
-    pub fn new() -> (Self, mpsc::Receiver<AuditRecord>) {
+    pub fn new() -> (Self, AuditEvents) {
         let (sender, receiver) = mpsc::channel(10_000);
-        (Self { sender }, receiver)
+        let progress = Arc::new(AuditProgress::default());
+        let events = AuditEvents {
+            receiver,
+            progress: progress.clone(),
+        };
+        (Self { sender, progress }, events)
     }
 }
 
@@ -110,16 +149,26 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for AuditLayer {
             };
             record.user_agent = r.user_agent;
         }
-        let _ = self.sender.try_send(record);
+        // A full queue drops the copy (the log line remains): a slow database never slows
+        // the request that is being audited.
+        if self.sender.try_send(record).is_ok() {
+            self.progress.queued.fetch_add(1, Ordering::SeqCst);
+        }
     }
 }
 
-/// Writes queued events and deletes those older than `retention`, hourly.
+/// Writes queued events and deletes those older than `retention`, hourly; returns the
+/// progress a shutdown waits on.
 pub fn spawn_writer(
-    mut receiver: mpsc::Receiver<AuditRecord>,
+    events: AuditEvents,
     log: SqlAuditLog,
     retention: Duration,
-) {
+) -> Arc<AuditProgress> {
+    let AuditEvents {
+        mut receiver,
+        progress,
+    } = events;
+    let handled = progress.clone();
     tokio::spawn(async move {
         let mut prune = tokio::time::interval(Duration::from_secs(3600));
         loop {
@@ -130,6 +179,7 @@ pub fn spawn_writer(
                             // Logged on another target, so this cannot loop back here.
                             tracing::warn!(error = %e, "could not store an audit event");
                         }
+                        handled.handled.fetch_add(1, Ordering::SeqCst);
                     }
                     None => break,
                 },
@@ -141,4 +191,5 @@ pub fn spawn_writer(
             }
         }
     });
+    progress
 }

@@ -43,12 +43,17 @@ pub enum StartError {
     },
 }
 
+/// How long a shutdown waits for queued audit events to be written.
+const AUDIT_DRAIN_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// A bound, ready-to-run instance; `main` and the tests both build it this way.
 pub struct Application {
     acceptor: TcpAcceptor,
     /// The metrics listener, when `server.metrics_bind` is set.
     metrics: Option<TcpAcceptor>,
     state: AppState,
+    /// The SQL audit writer's progress, when it runs.
+    audit: Option<std::sync::Arc<audit::AuditProgress>>,
 }
 
 impl Application {
@@ -73,6 +78,7 @@ impl Application {
             acceptor,
             metrics,
             state,
+            audit: None,
         })
     }
 
@@ -87,12 +93,13 @@ impl Application {
 
     /// Keeps the audit events an [`audit::AuditLayer`] hands over in SQL (`audit.store_in_sql`),
     /// deleting them after `audit.retention`; runs in the background until the process ends.
-    pub fn keep_audit_events(&self, events: tokio::sync::mpsc::Receiver<audit::AuditRecord>) {
-        audit::spawn_writer(
+    /// On shutdown, the events queued until then are written before `run_until` returns.
+    pub fn keep_audit_events(&mut self, events: audit::AuditEvents) {
+        self.audit = Some(audit::spawn_writer(
             events,
             store::audit::SqlAuditLog::new(self.state.database.clone()),
             self.state.settings.audit.retention,
-        );
+        ));
     }
 
     /// The wired services (tests use it to seed data).
@@ -132,8 +139,13 @@ impl Application {
         if let Some(metrics) = self.metrics {
             tokio::spawn(Server::new_with_acceptor(metrics).run(http::metrics_app()));
         }
-        Server::new_with_acceptor(self.acceptor)
+        let served = Server::new_with_acceptor(self.acceptor)
             .run_with_graceful_shutdown(http::app(self.state), shutdown, Some(grace))
-            .await
+            .await;
+        // The last requests' audit events are still queued: write them before exiting.
+        if let Some(audit) = &self.audit {
+            audit.drained(AUDIT_DRAIN_LIMIT).await;
+        }
+        served
     }
 }

@@ -2,14 +2,13 @@
 use std::{io::Write, process::ExitCode};
 
 use clap::{Parser, Subcommand};
-use tessera::audit::{AuditLayer, AuditRecord};
+use tessera::audit::{AuditEvents, AuditLayer};
 use tessera::{
     AppState, Application, Settings, StartError,
     domain::{DomainError, groups::Actor, users::Registration},
     settings::LogFormat,
     store::database,
 };
-use tokio::sync::mpsc;
 use tracing_subscriber::EnvFilter;
 
 /// Identity and token service compatible with Djoser and djangorestframework-simplejwt.
@@ -126,11 +125,11 @@ async fn main() -> ExitCode {
 async fn run(
     command: Command,
     settings: Settings,
-    audit: Option<mpsc::Receiver<AuditRecord>>,
+    audit: Option<AuditEvents>,
 ) -> Result<(), CliError> {
     match command {
         Command::Serve => {
-            let app = Application::build(settings).await?;
+            let mut app = Application::build(settings).await?;
             if let Some(events) = audit {
                 app.keep_audit_events(events);
             }
@@ -347,7 +346,7 @@ fn explain(e: &DomainError) -> String {
 
 /// Logs to stderr (stdout carries command output: keys, the OpenAPI document); with
 /// `audit.store_in_sql`, also the audit layer, whose events are handed back for the SQL writer.
-fn init_tracing(settings: &Settings) -> Option<mpsc::Receiver<AuditRecord>> {
+fn init_tracing(settings: &Settings) -> Option<AuditEvents> {
     use tracing_subscriber::{Layer, layer::SubscriberExt, util::SubscriberInitExt};
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&settings.log.level))

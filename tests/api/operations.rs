@@ -548,6 +548,16 @@ async fn audit_events_carry_context_and_no_secrets() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    // The last event comes right before the shutdown: it must reach SQL all the same.
+    let last = client
+        .post(format!("{base}/api/token/"))
+        .header("X-Request-Id", "audit-request-last")
+        .header("User-Agent", "audit-test-agent")
+        .json(&json!({"username": "audited", "password": "one-more-wrong-guess"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(last.status(), StatusCode::UNAUTHORIZED);
     drop(client);
     server.terminate();
     assert!(
@@ -605,6 +615,14 @@ async fn audit_events_carry_context_and_no_secrets() {
     assert!(
         stored.iter().any(|(e, _, _)| e == "login failed"),
         "{stored:?}"
+    );
+    assert!(
+        stored.contains(&(
+            "login failed".to_owned(),
+            "audit-request-last".to_owned(),
+            "audit-test-agent".to_owned()
+        )),
+        "the event queued just before the shutdown was written: {stored:?}"
     );
     assert!(
         stored.contains(&(
