@@ -103,6 +103,21 @@ pub fn redact(url: &str) -> String {
     }
 }
 
+/// A migrated in-memory SQLite database, for the stores' unit tests.
+#[cfg(test)]
+pub(crate) async fn in_memory() -> DatabaseConnection {
+    let db = connect(&DatabaseSettings {
+        url: "sqlite::memory:".into(),
+        migrate_on_start: true,
+        max_connections: 1,
+        acquire_timeout: std::time::Duration::from_secs(2),
+    })
+    .await
+    .unwrap();
+    migrate(&db).await.unwrap();
+    db
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

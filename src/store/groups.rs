@@ -285,19 +285,9 @@ impl GroupStore for CachedGroupStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::settings::DatabaseSettings;
 
     async fn store() -> SqlGroupStore {
-        let db = crate::store::database::connect(&DatabaseSettings {
-            url: "sqlite::memory:".into(),
-            migrate_on_start: true,
-            max_connections: 1,
-            acquire_timeout: std::time::Duration::from_secs(2),
-        })
-        .await
-        .unwrap();
-        crate::store::database::migrate(&db).await.unwrap();
-        SqlGroupStore::new(db)
+        SqlGroupStore::new(crate::store::database::in_memory().await)
     }
 
     #[tokio::test]

@@ -307,20 +307,10 @@ impl UserStore for CachedUserStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::settings::DatabaseSettings;
     use chrono::Utc;
 
     async fn sql() -> SqlUserStore {
-        let db = crate::store::database::connect(&DatabaseSettings {
-            url: "sqlite::memory:".into(),
-            migrate_on_start: true,
-            max_connections: 1,
-            acquire_timeout: Duration::from_secs(2),
-        })
-        .await
-        .unwrap();
-        crate::store::database::migrate(&db).await.unwrap();
-        SqlUserStore::new(db)
+        SqlUserStore::new(crate::store::database::in_memory().await)
     }
 
     fn user(name: &str) -> User {

@@ -11,24 +11,15 @@ pub use sql::SqlRevocations;
 mod tests {
     use super::*;
     use crate::domain::revocation::RevocationStore;
+    use crate::store::redis_conn::redis_connection;
     use crate::store::revocation::redis::ttl;
-    use crate::{settings::DatabaseSettings, store::redis_conn::redis_connection};
     use chrono::Utc;
     use std::sync::atomic::Ordering;
     use std::time::Duration;
     use uuid::Uuid;
 
     async fn sql() -> SqlRevocations {
-        let db = crate::store::database::connect(&DatabaseSettings {
-            url: "sqlite::memory:".into(),
-            migrate_on_start: true,
-            max_connections: 1,
-            acquire_timeout: Duration::from_secs(2),
-        })
-        .await
-        .unwrap();
-        crate::store::database::migrate(&db).await.unwrap();
-        SqlRevocations::new(db)
+        SqlRevocations::new(crate::store::database::in_memory().await)
     }
 
     /// Two instances log a user out everywhere at nearly the same time, and the older cut-off

@@ -61,16 +61,30 @@ impl RedisRevocations {
         format!("{}sequence", self.prefix)
     }
 
+    /// Adds to `pipe`: raise Redis's sequence to `sequence` (never lower it).
+    fn raise_sequence(&self, pipe: &mut redis::Pipeline, sequence: i64) {
+        pipe.cmd("EVAL")
+            .arg(RAISE_SEQUENCE)
+            .arg(1)
+            .arg(self.sequence_key())
+            .arg(sequence)
+            .ignore();
+    }
+
+    /// Adds to `pipe`: `user`'s cut-off, forward only, expiring in `ttl` seconds.
+    fn set_cutoff(&self, pipe: &mut redis::Pipeline, user: Uuid, cutoff: i64, ttl: u64) {
+        pipe.cmd("EVAL")
+            .arg(FORWARD_ONLY_CUTOFF)
+            .arg(1)
+            .arg(self.cutoff_key(user))
+            .arg(cutoff)
+            .arg(ttl)
+            .ignore();
+    }
+
     /// Reads SQL's sequence in the background when the last read is a second old.
     fn refresh_sql_sequence(&self) {
-        let now = Utc::now().timestamp_millis();
-        let last = self.last_sequence_read.load(Ordering::Relaxed);
-        if now - last < 1000
-            || self
-                .last_sequence_read
-                .compare_exchange(last, now, Ordering::SeqCst, Ordering::Relaxed)
-                .is_err()
-        {
+        if !once_a_second(&self.last_sequence_read) {
             return;
         }
         let store = self.clone();
@@ -130,25 +144,14 @@ impl RedisRevocations {
         for chunk in cutoffs.chunks(REBUILD_CHUNK) {
             let mut pipe = redis::pipe();
             for c in chunk {
-                pipe.cmd("EVAL")
-                    .arg(FORWARD_ONLY_CUTOFF)
-                    .arg(1)
-                    .arg(self.cutoff_key(c.user_id))
-                    .arg(c.not_before)
-                    .arg(ttl(c.expires_at, now))
-                    .ignore();
+                self.set_cutoff(&mut pipe, c.user_id, c.not_before, ttl(c.expires_at, now));
             }
             pipe.query_async::<()>(&mut conn)
                 .await
                 .map_err(redis_error)?;
         }
         let mut pipe = redis::pipe();
-        pipe.cmd("EVAL")
-            .arg(RAISE_SEQUENCE)
-            .arg(1)
-            .arg(self.sequence_key())
-            .arg(sequence)
-            .ignore();
+        self.raise_sequence(&mut pipe, sequence);
         // The marker expires too, so the list is also rebuilt once a day whatever happens.
         pipe.set_ex(self.epoch_key(), now.timestamp(), 86_400)
             .ignore();
@@ -178,14 +181,7 @@ impl RedisRevocations {
         iat: i64,
     ) -> Result<bool, StoreError> {
         metrics::counter!("tessera_revocation_sql_fallbacks_total").increment(1);
-        let now = Utc::now().timestamp_millis();
-        let last = self.last_attempt.load(Ordering::Relaxed);
-        if now - last >= 1000
-            && self
-                .last_attempt
-                .compare_exchange(last, now, Ordering::SeqCst, Ordering::Relaxed)
-                .is_ok()
-        {
+        if once_a_second(&self.last_attempt) {
             // Repair in the background; this request is answered from SQL either way.
             let store = self.clone();
             tokio::spawn(async move {
@@ -196,6 +192,16 @@ impl RedisRevocations {
         }
         self.sql.is_revoked(jti, user, iat).await
     }
+}
+
+/// True at most once a second per `gate` (unix ms of the last time), whoever asks.
+fn once_a_second(gate: &AtomicI64) -> bool {
+    let now = Utc::now().timestamp_millis();
+    let last = gate.load(Ordering::Relaxed);
+    now - last >= 1000
+        && gate
+            .compare_exchange(last, now, Ordering::SeqCst, Ordering::Relaxed)
+            .is_ok()
 }
 
 /// Seconds until `expires_at`, rounded up: an entry never leaves Redis before it may.
@@ -248,12 +254,7 @@ impl RevocationStore for RedisRevocations {
             pipe.set_ex(self.jti_key(&r.jti), 1, ttl(r.expires_at, now))
                 .ignore();
         }
-        pipe.cmd("EVAL")
-            .arg(RAISE_SEQUENCE)
-            .arg(1)
-            .arg(self.sequence_key())
-            .arg(sequence)
-            .ignore();
+        self.raise_sequence(&mut pipe, sequence);
         let mut conn = self.redis.clone();
         if let Err(e) = pipe.query_async::<()>(&mut conn).await {
             self.write_failed(&e);
@@ -271,19 +272,8 @@ impl RevocationStore for RedisRevocations {
         self.sql_sequence.fetch_max(sequence, Ordering::SeqCst);
         let mut conn = self.redis.clone();
         let mut pipe = redis::pipe();
-        pipe.cmd("EVAL")
-            .arg(FORWARD_ONLY_CUTOFF)
-            .arg(1)
-            .arg(self.cutoff_key(user))
-            .arg(cutoff)
-            .arg(ttl(until, Utc::now()))
-            .ignore();
-        pipe.cmd("EVAL")
-            .arg(RAISE_SEQUENCE)
-            .arg(1)
-            .arg(self.sequence_key())
-            .arg(sequence)
-            .ignore();
+        self.set_cutoff(&mut pipe, user, cutoff, ttl(until, Utc::now()));
+        self.raise_sequence(&mut pipe, sequence);
         let result = pipe.query_async::<()>(&mut conn).await;
         if let Err(e) = result {
             self.write_failed(&e);
