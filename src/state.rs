@@ -84,6 +84,7 @@ impl AppState {
                 .accounts
                 .show_user_roles
                 .then(|| group_store.clone()),
+            settings.accounts.users.user_id,
         );
 
         let revocations: Arc<dyn RevocationStore> = match &redis {

@@ -9,6 +9,7 @@ mod m20261122_000005_create_groups;
 mod m20261202_000006_add_credential_versions;
 mod m20261202_000007_widen_username_key;
 mod m20261202_000008_create_revocation_sequence;
+mod m20261204_000009_add_user_numbers;
 
 /// The ordered list of Tessera's migrations.
 pub struct Migrator;
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000006_add_credential_versions::Migration),
             Box::new(m20261202_000007_widen_username_key::Migration),
             Box::new(m20261202_000008_create_revocation_sequence::Migration),
+            Box::new(m20261204_000009_add_user_numbers::Migration),
         ]
     }
 }

@@ -6,9 +6,8 @@ use std::time::Duration;
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::Utc;
-use uuid::Uuid;
 
-use super::users::User;
+use super::users::{User, UserRef};
 use crate::crypto::{MacKey, ct_eq};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,14 +37,14 @@ impl AccountTokens {
         Self { key, timeout }
     }
 
-    /// The user's id, url-safe base64 (Django's `urlsafe_base64_encode(force_bytes(pk))`).
-    pub fn uid(user: &User) -> String {
-        URL_SAFE_NO_PAD.encode(user.id.to_string())
+    /// The user's public id, url-safe base64 (Django's `urlsafe_base64_encode(force_bytes(pk))`).
+    pub fn uid(id: UserRef) -> String {
+        URL_SAFE_NO_PAD.encode(id.to_string())
     }
 
-    pub fn parse_uid(uid: &str) -> Option<Uuid> {
+    pub fn parse_uid(uid: &str) -> Option<UserRef> {
         let bytes = URL_SAFE_NO_PAD.decode(uid.trim_end_matches('=')).ok()?;
-        Uuid::parse_str(std::str::from_utf8(&bytes).ok()?).ok()
+        UserRef::parse(std::str::from_utf8(&bytes).ok()?)
     }
 
     pub fn make(&self, purpose: Purpose, user: &User) -> String {
@@ -111,6 +110,7 @@ fn base36(mut n: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use uuid::Uuid;
 
     fn user() -> User {
         User {
@@ -126,6 +126,7 @@ mod tests {
             date_joined: Utc::now(),
             last_login: None,
             credential_version: 0,
+            number: 7,
         }
     }
 
@@ -159,9 +160,12 @@ mod tests {
             "dies with age"
         );
         assert_eq!(
-            AccountTokens::parse_uid(&AccountTokens::uid(&u)),
-            Some(u.id)
+            AccountTokens::parse_uid(&AccountTokens::uid(UserRef::Id(u.id))),
+            Some(UserRef::Id(u.id))
         );
+        // Djoser's uid of pk 7.
+        assert_eq!(AccountTokens::uid(UserRef::Number(7)), "Nw");
+        assert_eq!(AccountTokens::parse_uid("Nw"), Some(UserRef::Number(7)));
         assert_eq!(AccountTokens::parse_uid("!!"), None);
         assert_eq!(base36(35), "z");
     }

@@ -373,11 +373,10 @@ impl AccountService {
     }
 
     async fn user_by_uid(&self, uid: &str) -> Result<User, DomainError> {
-        let id: Option<Uuid> = AccountTokens::parse_uid(uid);
-        match id {
+        match AccountTokens::parse_uid(uid) {
             Some(id) => self
                 .users
-                .find(id)
+                .lookup(id)
                 .await?
                 .ok_or(DomainError::field("uid", MSG_BAD_UID)),
             None => Err(DomainError::field("uid", MSG_BAD_UID)),
@@ -399,7 +398,7 @@ impl AccountService {
         }
         let url = link.map(|(purpose, route)| {
             let route = route
-                .replace("{uid}", &AccountTokens::uid(user))
+                .replace("{uid}", &AccountTokens::uid(self.users.public_id(user)))
                 .replace("{token}", &self.links.make(purpose, user));
             format!(
                 "{}/{}",

@@ -4,7 +4,11 @@ use std::{collections::HashMap, sync::Arc};
 
 use uuid::Uuid;
 
-use super::{DomainError, groups::GroupStore, users::User};
+use super::{
+    DomainError,
+    groups::GroupStore,
+    users::{IdKind, User, UserRef},
+};
 
 /// What a user body shows besides Djoser's keys (read-only: no profile change touches them).
 #[derive(Debug, Clone, PartialEq)]
@@ -19,17 +23,20 @@ pub struct Roles {
 #[derive(Debug, Clone)]
 pub struct ShownUser {
     pub user: User,
+    /// The public id under `accounts.user_id`.
+    pub id: UserRef,
     pub roles: Option<Roles>,
 }
 
 /// Puts roles beside users, reading group names from `groups` (None: roles are not shown).
 pub struct RoleView {
     groups: Option<Arc<dyn GroupStore>>,
+    ids: IdKind,
 }
 
 impl RoleView {
-    pub fn new(groups: Option<Arc<dyn GroupStore>>) -> Self {
-        Self { groups }
+    pub fn new(groups: Option<Arc<dyn GroupStore>>, ids: IdKind) -> Self {
+        Self { groups, ids }
     }
 
     /// `users` as the API shows them, in the same order; the group names of all of them are
@@ -66,6 +73,10 @@ impl RoleView {
             is_staff: user.is_staff,
             is_superuser: user.is_superuser,
         });
-        ShownUser { user, roles }
+        ShownUser {
+            id: user.public_id(self.ids),
+            user,
+            roles,
+        }
     }
 }

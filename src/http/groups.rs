@@ -188,7 +188,10 @@ impl GroupsApi {
             .members(Actor::User(&caller.user), &name)
             .await?;
         Ok(Members::Ok(Json(
-            users.into_iter().map(Into::into).collect(),
+            users
+                .into_iter()
+                .map(|u| UserSummaryBody::of(&state.users, u))
+                .collect(),
         )))
     }
 
@@ -205,7 +208,7 @@ impl GroupsApi {
             .groups
             .add_member(Actor::User(&caller.user), &name, &body.0.username)
             .await?;
-        Ok(Member::Added(Json(user.into())))
+        Ok(Member::Added(Json(UserSummaryBody::of(&state.users, user))))
     }
 
     /// Remove a user (`{"username": ...}`): 200; 404 when not a member.
@@ -221,6 +224,9 @@ impl GroupsApi {
             .groups
             .remove_member(Actor::User(&caller.user), &name, &body.0.username)
             .await?;
-        Ok(Member::Removed(Json(user.into())))
+        Ok(Member::Removed(Json(UserSummaryBody::of(
+            &state.users,
+            user,
+        ))))
     }
 }

@@ -16,12 +16,12 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::{
-    entities::{auth_token, user, user_group},
+    entities::{auth_token, user, user_group, user_numbers},
     store_error,
 };
 use crate::domain::{
     StoreError,
-    users::{User, UserChange, UserPage, UserStore},
+    users::{Numbering, User, UserChange, UserPage, UserStore},
     validation::username_key,
 };
 
@@ -53,6 +53,7 @@ fn to_domain(m: user::Model) -> User {
         date_joined: m.date_joined,
         last_login: m.last_login,
         credential_version: m.credential_version,
+        number: m.number,
     }
 }
 
@@ -71,21 +72,88 @@ fn to_model(u: &User) -> user::Model {
         date_joined: u.date_joined,
         last_login: u.last_login,
         credential_version: u.credential_version,
+        number: u.number,
     }
+}
+
+/// Takes the next user number inside `txn` (the counter's row lock orders concurrent
+/// registrations on PostgreSQL; a rolled-back insert gives its number back).
+async fn next_number(txn: &sea_orm::DatabaseTransaction) -> Result<i64, StoreError> {
+    user_numbers::Entity::update_many()
+        .col_expr(
+            user_numbers::Column::Last,
+            Expr::col(user_numbers::Column::Last).add(1),
+        )
+        .filter(user_numbers::Column::Id.eq(1))
+        .exec(txn)
+        .await
+        .map_err(err)?;
+    user_numbers::Entity::find_by_id(1)
+        .one(txn)
+        .await
+        .map_err(err)?
+        .map(|row| row.last)
+        .ok_or_else(|| StoreError::Internal("the user number counter row is missing".into()))
+}
+
+/// Raises the counter to at least `number`, so later users continue after a kept one.
+async fn keep_number(txn: &sea_orm::DatabaseTransaction, number: i64) -> Result<(), StoreError> {
+    let taken = user::Entity::find()
+        .filter(user::Column::Number.eq(number))
+        .count(txn)
+        .await
+        .map_err(err)?;
+    if taken > 0 {
+        return Err(StoreError::Conflict("number"));
+    }
+    user_numbers::Entity::update_many()
+        .col_expr(user_numbers::Column::Last, Expr::value(number))
+        .filter(user_numbers::Column::Id.eq(1))
+        .filter(user_numbers::Column::Last.lt(number))
+        .exec(txn)
+        .await
+        .map(|_| ())
+        .map_err(err)
 }
 
 #[async_trait::async_trait]
 impl UserStore for SqlUserStore {
-    async fn insert(&self, u: &User) -> Result<(), StoreError> {
-        user::Entity::insert(to_model(u).into_active_model())
-            .exec_without_returning(&self.db)
+    async fn insert(&self, u: &User, numbering: Numbering) -> Result<i64, StoreError> {
+        let txn = self.db.begin().await.map_err(err)?;
+        let number = match numbering {
+            Numbering::Next => next_number(&txn).await?,
+            Numbering::Keep if u.number > 0 => {
+                keep_number(&txn, u.number).await?;
+                u.number
+            }
+            Numbering::Keep => {
+                return Err(StoreError::Internal(format!(
+                    "user number {} cannot be kept",
+                    u.number
+                )));
+            }
+        };
+        let mut row = to_model(u);
+        row.number = number;
+        user::Entity::insert(row.into_active_model())
+            .exec_without_returning(&txn)
             .await
-            .map(|_| ())
-            .map_err(err)
+            .map_err(err)?;
+        txn.commit().await.map_err(err)?;
+        Ok(number)
     }
 
     async fn by_id(&self, id: Uuid) -> Result<Option<User>, StoreError> {
         Ok(user::Entity::find_by_id(id)
+            .one(&self.db)
+            .await
+            .map_err(err)?
+            .map(to_domain))
+    }
+
+    async fn by_number(&self, number: i64) -> Result<Option<User>, StoreError> {
+        Ok(user::Entity::find()
+            .filter(user::Column::Number.eq(number))
             .one(&self.db)
             .await
             .map_err(err)?
@@ -122,7 +190,7 @@ impl UserStore for SqlUserStore {
                 Expr::expr(Func::lower(Expr::col(user::Column::Email))),
                 email.to_lowercase(),
             ))
-            .order_by_asc(user::Column::Id)
+            .order_by_asc(user::Column::Number)
             .all(&self.db)
             .await
             .map_err(err)?;
@@ -140,7 +208,7 @@ impl UserStore for SqlUserStore {
 
     async fn list(&self, offset: u64, limit: Option<u64>) -> Result<UserPage, StoreError> {
         let total = user::Entity::find().count(&self.db).await.map_err(err)?;
-        let mut query = user::Entity::find().order_by_asc(user::Column::Id);
+        let mut query = user::Entity::find().order_by_asc(user::Column::Number);
         // SQLite has no OFFSET without LIMIT; an unlimited listing starts at the beginning.
         if let Some(limit) = limit {
             query = query.offset(offset).limit(limit);
@@ -218,6 +286,9 @@ impl UserStore for SqlUserStore {
 pub struct CachedUserStore {
     inner: Arc<dyn UserStore>,
     cache: quick_cache::sync::Cache<Uuid, (Instant, User)>,
+    /// Number to id: both never change and numbers are never reused, so an entry stays true
+    /// (a deleted user's number leads to an id that is no longer found).
+    numbers: quick_cache::sync::Cache<i64, Uuid>,
     ttl: Duration,
     /// Counts writes through this store. A read that started before a write must not put the
     /// row it read into the cache after the write dropped the entry: it would bring back the
@@ -230,6 +301,7 @@ impl CachedUserStore {
         Self {
             inner,
             cache: quick_cache::sync::Cache::new(capacity),
+            numbers: quick_cache::sync::Cache::new(capacity),
             ttl,
             writes: AtomicU64::new(0),
         }
@@ -244,8 +316,19 @@ impl CachedUserStore {
 
 #[async_trait::async_trait]
 impl UserStore for CachedUserStore {
-    async fn insert(&self, user: &User) -> Result<(), StoreError> {
-        self.inner.insert(user).await
+    async fn insert(&self, user: &User, numbering: Numbering) -> Result<i64, StoreError> {
+        self.inner.insert(user, numbering).await
+    }
+
+    async fn by_number(&self, number: i64) -> Result<Option<User>, StoreError> {
+        if let Some(id) = self.numbers.get(&number) {
+            return self.by_id(id).await;
+        }
+        let found = self.inner.by_number(number).await?;
+        if let Some(user) = &found {
+            self.numbers.insert(number, user.id);
+        }
+        Ok(found)
     }
 
     async fn by_id(&self, id: Uuid) -> Result<Option<User>, StoreError> {
@@ -327,6 +410,7 @@ mod tests {
             date_joined: Utc::now(),
             last_login: None,
             credential_version: 0,
+            number: 0,
         }
     }
 
@@ -334,7 +418,7 @@ mod tests {
     async fn a_write_from_a_stale_read_leaves_other_columns_as_they_are() {
         let store = sql().await;
         let u = user("stale");
-        store.insert(&u).await.unwrap();
+        store.insert(&u, Numbering::Next).await.unwrap();
         // A login read `u` (active), then a reset and a deactivation landed, then the login
         // stamps last_login: the reset and the deactivation stand.
         let reset = UserChange {
@@ -354,6 +438,49 @@ mod tests {
         assert!(now.last_login.is_some());
     }
 
+    #[tokio::test]
+    async fn kept_numbers_are_kept_and_later_users_continue_after_the_highest() {
+        let store = sql().await;
+        let first = store.insert(&user("first"), Numbering::Next).await.unwrap();
+        let imported = User {
+            number: 500,
+            ..user("imported")
+        };
+        assert_eq!(store.insert(&imported, Numbering::Keep).await.unwrap(), 500);
+        let lower = User {
+            number: first + 1,
+            ..user("lower")
+        };
+        assert_eq!(
+            store.insert(&lower, Numbering::Keep).await.unwrap(),
+            first + 1
+        );
+        assert_eq!(
+            store.insert(&user("next"), Numbering::Next).await.unwrap(),
+            501
+        );
+        let clash = User {
+            number: 500,
+            ..user("clash")
+        };
+        assert!(matches!(
+            store.insert(&clash, Numbering::Keep).await,
+            Err(StoreError::Conflict("number"))
+        ));
+        assert!(store.by_username("clash").await.unwrap().is_none());
+        let found = store.by_number(500).await.unwrap().unwrap();
+        assert_eq!(found.username, "imported");
+        // A taken name gives its number back (the transaction rolls back).
+        assert!(matches!(
+            store.insert(&user("next"), Numbering::Next).await,
+            Err(StoreError::Conflict("username"))
+        ));
+        assert_eq!(
+            store.insert(&user("after"), Numbering::Next).await.unwrap(),
+            502
+        );
+    }
+
     /// An inner store whose reads return the row as it was when they started, and finish only
     /// once told to: a read that races a write.
     struct SlowReads {
@@ -364,8 +491,11 @@ mod tests {
 
     #[async_trait::async_trait]
     impl UserStore for SlowReads {
-        async fn insert(&self, user: &User) -> Result<(), StoreError> {
-            self.inner.insert(user).await
+        async fn insert(&self, user: &User, numbering: Numbering) -> Result<i64, StoreError> {
+            self.inner.insert(user, numbering).await
+        }
+        async fn by_number(&self, number: i64) -> Result<Option<User>, StoreError> {
+            self.inner.by_number(number).await
         }
         async fn by_id(&self, id: Uuid) -> Result<Option<User>, StoreError> {
             let read = self.inner.by_id(id).await;
@@ -407,7 +537,7 @@ mod tests {
             release: tokio::sync::Notify::new(),
         });
         let u = user("raced");
-        slow.insert(&u).await.unwrap();
+        slow.insert(&u, Numbering::Next).await.unwrap();
         let cached = Arc::new(CachedUserStore::new(
             slow.clone(),
             Duration::from_secs(3600),

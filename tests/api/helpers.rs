@@ -260,7 +260,11 @@ impl TestApp {
         );
         let body: Value = response.json().await.unwrap();
         TestUser {
-            id: body["id"].as_str().unwrap().to_owned(),
+            // A UUID string, or a number under `accounts.user_id = "integer"`.
+            id: match &body["id"] {
+                Value::String(id) => id.clone(),
+                other => other.as_i64().expect("an id").to_string(),
+            },
             username,
             password: PASSWORD.into(),
         }

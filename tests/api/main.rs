@@ -17,5 +17,6 @@ mod openapi;
 mod operations;
 mod smtp_sink;
 mod throttle;
+mod user_ids;
 mod users;
 mod verify_kit;

@@ -39,7 +39,7 @@ impl TokenService {
         user: Uuid,
         now: DateTime<Utc>,
     ) -> Result<(String, String, DateTime<Utc>), DomainError> {
-        self.encode_with(token_type, user, None, now, &Map::new())
+        self.encode_with(token_type, UserRef::Id(user), None, now, &Map::new())
     }
 
     /// The user facts `jwt.claims` asks for in access tokens; none by default.
@@ -72,7 +72,7 @@ impl TokenService {
     pub(super) fn encode_with(
         &self,
         token_type: TokenType,
-        user: Uuid,
+        subject: UserRef,
         stamp: Option<i64>,
         now: DateTime<Utc>,
         extra: &Map<String, Value>,
@@ -83,7 +83,8 @@ impl TokenService {
         };
         let expires_at = now + lifetime;
         let jti = new_jti();
-        let user_id = user.to_string();
+        // SimpleJWT 5.5 writes the id as a string, integers included ("2").
+        let user_id = subject.to_string();
         let draft = tessera_verify::Draft {
             token_type,
             user_id: &user_id,
@@ -113,10 +114,11 @@ impl TokenService {
         now: DateTime<Utc>,
     ) -> Result<(TokenPair, OutstandingToken), DomainError> {
         let stamp = Some(user.credential_version);
+        let subject = self.users.public_id(user);
         let (access, access_jti, access_expires_at) =
-            self.encode_with(TokenType::Access, user.id, stamp, now, extra)?;
+            self.encode_with(TokenType::Access, subject, stamp, now, extra)?;
         let (refresh, jti, expires_at) =
-            self.encode_with(TokenType::Refresh, user.id, stamp, now, &Map::new())?;
+            self.encode_with(TokenType::Refresh, subject, stamp, now, &Map::new())?;
         metrics::counter!("tessera_tokens_issued_total", "kind" => if parent_jti.is_some() { "refresh" } else { "login" })
             .increment(1);
         let row = OutstandingToken {

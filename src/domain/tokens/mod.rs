@@ -15,7 +15,7 @@ use super::{
     keys::KeyRing,
     revocation::{OutstandingToken, RevocationStore, RevokedJti, TokenLedger},
     setting_values::{duration, optional_text, text},
-    users::{User, UserService},
+    users::{User, UserRef, UserService},
 };
 
 mod codec;
@@ -135,18 +135,33 @@ impl TokenService {
         }
     }
 
-    /// The user a token names. Without the claim, SimpleJWT's "no recognizable user
-    /// identification"; with one that names no possible user (null, a number, not a UUID),
-    /// "User not found", as for an unknown id.
-    fn user_of(&self, claims: &Claims) -> Result<Uuid, TokenError> {
+    /// The user a token names: a UUID, or an integer id (`2` or `"2"`, as a Django service
+    /// minted it) looked up by number, in either `accounts.user_id` mode. Without the claim,
+    /// SimpleJWT's "no recognizable user identification"; with one that names no possible or
+    /// no existing numbered user, "User not found", as for an unknown id.
+    async fn user_of(&self, claims: &Claims) -> Result<Uuid, DomainError> {
         if !claims.raw.contains_key(&self.policy.user_id_claim) {
-            return Err(VerifyError::NoUser.into());
+            return Err(TokenError::from(VerifyError::NoUser).into());
         }
-        claims
-            .user_id
-            .as_deref()
-            .and_then(|id| Uuid::parse_str(id).ok())
-            .ok_or(TokenError::UserNotFound)
+        match claims.user_id.as_deref().and_then(UserRef::parse) {
+            Some(UserRef::Id(id)) => Ok(id),
+            Some(number) => match self.users.lookup(number).await? {
+                Some(user) => Ok(user.id),
+                None => Err(TokenError::UserNotFound.into()),
+            },
+            None => Err(TokenError::UserNotFound.into()),
+        }
+    }
+
+    /// The user a token names, or None when it names nobody (SimpleJWT's verify and blacklist
+    /// do not look the user up). A store that cannot answer is an error, never None: that
+    /// would skip the user's cut-off.
+    async fn user_if_named(&self, claims: &Claims) -> Result<Option<Uuid>, DomainError> {
+        match self.user_of(claims).await {
+            Ok(id) => Ok(Some(id)),
+            Err(DomainError::Token(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     pub fn keys(&self) -> &KeyRing {
@@ -174,7 +189,7 @@ impl TokenService {
     /// A valid access or refresh token that is not revoked.
     pub async fn verify(&self, token: &str) -> Result<(), DomainError> {
         let claims = self.decode(token, None)?;
-        let user = self.user_of(&claims).ok();
+        let user = self.user_if_named(&claims).await?;
         self.ensure_not_revoked(&claims, user).await?;
         // A stamped token of a known user must carry the user's current stamp.
         if let (Some(_), Some(id)) = (stamp_of(&claims)?, user)
@@ -188,7 +203,7 @@ impl TokenService {
     /// The user behind a `Bearer` access token.
     pub async fn authenticate(&self, token: &str) -> Result<User, DomainError> {
         let claims = self.decode(token, Some(TokenType::Access))?;
-        let user_id = self.user_of(&claims)?;
+        let user_id = self.user_of(&claims).await?;
         self.ensure_not_revoked(&claims, Some(user_id)).await?;
         let user = self.active_user(user_id).await?;
         check_stamp(&claims, &user)?;

@@ -9,7 +9,7 @@ impl TokenService {
     /// Revokes a refresh token and the access token issued with it.
     pub async fn blacklist(&self, token: &str) -> Result<(), DomainError> {
         let claims = self.decode(token, Some(TokenType::Refresh))?;
-        let user = self.user_of(&claims).ok();
+        let user = self.user_if_named(&claims).await?;
         self.ensure_not_revoked(&claims, user).await?;
         let mut revoked = vec![RevokedJti {
             jti: claims.jti.clone(),

@@ -7,7 +7,7 @@ impl TokenService {
     /// presented after it was rotated revokes its whole family, unless the grace lets it through.
     pub async fn refresh(&self, token: &str) -> Result<Refreshed, DomainError> {
         let claims = self.decode(token, Some(TokenType::Refresh))?;
-        let user_id = self.user_of(&claims)?;
+        let user_id = self.user_of(&claims).await?;
         let now = Utc::now();
         if !self.rules.rotate_refresh_tokens {
             self.ensure_not_revoked(&claims, Some(user_id)).await?;
@@ -15,8 +15,13 @@ impl TokenService {
             check_stamp(&claims, &user)?;
             let extra = self.access_claims(&user).await?;
             let stamp = Some(user.credential_version);
-            let (access, _, _) =
-                self.encode_with(TokenType::Access, user_id, stamp, now, &extra)?;
+            let (access, _, _) = self.encode_with(
+                TokenType::Access,
+                self.users.public_id(&user),
+                stamp,
+                now,
+                &extra,
+            )?;
             return Ok(Refreshed {
                 access,
                 refresh: None,

@@ -8,7 +8,7 @@ use crate::domain::{
     StoreError,
     keys::KeyRing,
     passwords::{PasswordHasher, PasswordRules, PasswordSettings},
-    users::{LoginField, UserChange, UserPage, UserRules, UserStore},
+    users::{IdKind, LoginField, Numbering, UserChange, UserPage, UserRules, UserStore},
 };
 
 #[derive(Default)]
@@ -136,8 +136,11 @@ struct OneUser(User);
 
 #[async_trait::async_trait]
 impl UserStore for OneUser {
-    async fn insert(&self, _: &User) -> Result<(), StoreError> {
+    async fn insert(&self, _: &User, _: Numbering) -> Result<i64, StoreError> {
         Err(StoreError::Internal("read-only fake".into()))
+    }
+    async fn by_number(&self, number: i64) -> Result<Option<User>, StoreError> {
+        Ok((number == self.0.number).then(|| self.0.clone()))
     }
     async fn by_id(&self, id: Uuid) -> Result<Option<User>, StoreError> {
         Ok((id == self.0.id).then(|| self.0.clone()))
@@ -189,6 +192,7 @@ fn user() -> User {
         date_joined: Utc::now(),
         last_login: None,
         credential_version: 0,
+        number: 42,
     }
 }
 
@@ -209,6 +213,7 @@ fn service(user: &User, reuse_grace: Duration) -> TokenService {
         UserRules {
             hide_users: true,
             login_field: LoginField::Username,
+            user_id: IdKind::Uuid,
         },
         None,
     );

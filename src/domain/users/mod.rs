@@ -7,7 +7,9 @@ use std::{net::IpAddr, sync::Arc};
 use chrono::Utc;
 use uuid::Uuid;
 
-pub use model::{LoginField, ProfileChange, Registration, User, UserChange, UserPage};
+pub use model::{
+    IdKind, LoginField, Numbering, ProfileChange, Registration, User, UserChange, UserPage, UserRef,
+};
 pub use store::UserStore;
 
 use super::{
@@ -27,6 +29,8 @@ pub struct UserRules {
     pub hide_users: bool,
     /// With email, emails are required and unique.
     pub login_field: LoginField,
+    /// The public id in bodies and tokens: the UUID, or the integer (Django's `pk`).
+    pub user_id: IdKind,
 }
 
 /// The rules around accounts.
@@ -103,11 +107,13 @@ impl UserService {
             date_joined: Utc::now(),
             last_login: None,
             credential_version: 0,
+            number: 0,
         };
-        match self.store.insert(&user).await {
+        match self.store.insert(&user, Numbering::Next).await {
             // Lost a race with a concurrent registration of the same name.
             Err(StoreError::Conflict(_)) => Err(DomainError::field("username", MSG_USERNAME_TAKEN)),
-            other => other.map(|()| user).map_err(Into::into),
+            Err(e) => Err(e.into()),
+            Ok(number) => Ok(User { number, ..user }),
         }
     }
 
@@ -169,9 +175,22 @@ impl UserService {
         }
     }
 
+    /// The user `id` names, by UUID or by number.
+    pub async fn lookup(&self, id: UserRef) -> Result<Option<User>, DomainError> {
+        Ok(match id {
+            UserRef::Id(id) => self.store.by_id(id).await?,
+            UserRef::Number(n) => self.store.by_number(n).await?,
+        })
+    }
+
+    /// The id bodies and tokens show for `user`.
+    pub fn public_id(&self, user: &User) -> UserRef {
+        user.public_id(self.rules.user_id)
+    }
+
     /// The user `id` as seen by `actor`: staff see everyone, others only themselves.
-    pub async fn get(&self, actor: &User, id: Uuid) -> Result<User, DomainError> {
-        let user = self.store.by_id(id).await?.ok_or(DomainError::NotFound)?;
+    pub async fn get(&self, actor: &User, id: UserRef) -> Result<User, DomainError> {
+        let user = self.lookup(id).await?.ok_or(DomainError::NotFound)?;
         match (actor.is_staff || actor.id == user.id, self.rules.hide_users) {
             (true, _) => Ok(user),
             (false, true) => Err(DomainError::Hidden),
@@ -236,7 +255,7 @@ impl UserService {
     pub async fn update(
         &self,
         actor: &User,
-        id: Uuid,
+        id: UserRef,
         change: ProfileChange,
     ) -> Result<User, DomainError> {
         let mut user = self.get(actor, id).await?;
@@ -265,10 +284,10 @@ impl UserService {
     pub async fn delete(
         &self,
         actor: &User,
-        id: Uuid,
+        id: UserRef,
         current_password: &str,
     ) -> Result<(), DomainError> {
-        let target = self.store.by_id(id).await?.ok_or(DomainError::NotFound)?;
+        let target = self.lookup(id).await?.ok_or(DomainError::NotFound)?;
         if !(actor.is_staff || actor.id == target.id) {
             return Err(DomainError::Forbidden);
         }

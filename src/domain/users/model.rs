@@ -20,12 +20,77 @@ pub struct User {
     /// or reset, logout everywhere, deactivation); tokens and keys issued under an older one
     /// are refused.
     pub credential_version: i64,
+    /// The integer id (Django's `pk`): public in `integer` mode, and what tokens minted by a
+    /// Django service name in either mode. Never reused.
+    pub number: i64,
+}
+
+impl User {
+    /// The id bodies and tokens show under `accounts.user_id`.
+    pub fn public_id(&self, kind: IdKind) -> UserRef {
+        match kind {
+            IdKind::Uuid => UserRef::Id(self.id),
+            IdKind::Integer => UserRef::Number(self.number),
+        }
+    }
+}
+
+/// What `accounts.user_id` makes the public id: the UUID, or an integer like Django's `pk`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IdKind {
+    Uuid,
+    Integer,
+}
+
+/// How a path or a token names a user: by UUID or by number. Both are understood in either
+/// mode, so tokens minted by the old Django service (integer `user_id`) keep working.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserRef {
+    Id(Uuid),
+    Number(i64),
+}
+
+impl UserRef {
+    /// A UUID, or a positive integer written in ASCII digits (as Django's `int()` reads a pk,
+    /// leading zeros included; no sign, no spaces). Anything else names nobody.
+    pub fn parse(text: &str) -> Option<Self> {
+        if let Ok(id) = Uuid::parse_str(text) {
+            return Some(Self::Id(id));
+        }
+        if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        text.parse::<i64>()
+            .ok()
+            .filter(|n| *n > 0)
+            .map(Self::Number)
+    }
+}
+
+impl std::fmt::Display for UserRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UserRef::Id(id) => id.fmt(f),
+            UserRef::Number(n) => n.fmt(f),
+        }
+    }
+}
+
+/// Which number a new row gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Numbering {
+    /// The next after the highest ever given out.
+    Next,
+    /// The one the user carries (an import keeps Django's id); later ones continue after it.
+    Keep,
 }
 
 impl std::fmt::Debug for User {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("User")
             .field("id", &self.id)
+            .field("number", &self.number)
             .field("username", &self.username)
             .field("email", &self.email)
             .field("password_hash", &"[redacted]")

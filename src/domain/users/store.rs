@@ -3,15 +3,19 @@ use std::collections::HashMap;
 
 use uuid::Uuid;
 
-use super::model::{User, UserChange, UserPage};
+use super::model::{Numbering, User, UserChange, UserPage};
 use crate::domain::StoreError;
 
 /// Persistence of users; usernames are unique case-insensitively.
 #[async_trait::async_trait]
 pub trait UserStore: Send + Sync {
-    /// Fails with `Conflict("username")` when the name is taken in any case.
-    async fn insert(&self, user: &User) -> Result<(), StoreError>;
+    /// Stores a new user numbered as `numbering` says and answers its number. Fails with
+    /// `Conflict("username")` when the name is taken in any case, `Conflict("number")` when a
+    /// kept number belongs to someone else.
+    async fn insert(&self, user: &User, numbering: Numbering) -> Result<i64, StoreError>;
     async fn by_id(&self, id: Uuid) -> Result<Option<User>, StoreError>;
+    /// The user with this integer id.
+    async fn by_number(&self, number: i64) -> Result<Option<User>, StoreError>;
     /// The users with these ids that exist, in one round trip.
     async fn by_ids(&self, ids: &[Uuid]) -> Result<HashMap<Uuid, User>, StoreError>;
     /// Exact, case-sensitive match (logins match exactly, like Django).
@@ -20,7 +24,7 @@ pub trait UserStore: Send + Sync {
     async fn by_email(&self, email: &str) -> Result<Vec<User>, StoreError>;
     /// True when the name is taken in any case.
     async fn username_taken(&self, username: &str) -> Result<bool, StoreError>;
-    /// Users ordered by id (creation order: UUIDv7); `limit` None means all.
+    /// Users ordered by number (creation order); `limit` None means all.
     async fn list(&self, offset: u64, limit: Option<u64>) -> Result<UserPage, StoreError>;
     /// Writes only the columns `change` names. Fails with `Conflict("username")` on a taken name.
     async fn change(&self, id: Uuid, change: &UserChange) -> Result<(), StoreError>;

@@ -5,7 +5,6 @@ use poem_openapi::{
     param::{Path, Query},
     payload::Json,
 };
-use uuid::Uuid;
 
 use super::{
     Tag,
@@ -13,7 +12,7 @@ use super::{
     pagination::{UserPageBody, page_of_users},
 };
 use crate::{
-    domain::users::{ProfileChange, Registration},
+    domain::users::{ProfileChange, Registration, UserRef},
     http::{
         answer::{Answer, NoContent},
         body::Body,
@@ -70,7 +69,10 @@ impl UsersApi {
             .accounts
             .register(registration, r.re_password.as_deref())
             .await?;
-        Ok(Created::Created(Json(user.into())))
+        Ok(Created::Created(Json(UserSummaryBody::of(
+            &state.users,
+            user,
+        ))))
     }
 
     /// List users: staff see everyone, others only themselves. `?page=N` when pagination is on.
@@ -109,7 +111,7 @@ impl UsersApi {
         caller: Caller,
         body: Body<UpdateRequest>,
     ) -> Answer<Found> {
-        update(&state, &caller, caller.user.id, body.0).await
+        update(&state, &caller, UserRef::Id(caller.user.id), body.0).await
     }
 
     /// Change part of the caller's profile.
@@ -120,7 +122,7 @@ impl UsersApi {
         caller: Caller,
         body: Body<UpdateRequest>,
     ) -> Answer<Found> {
-        update(&state, &caller, caller.user.id, body.0).await
+        update(&state, &caller, UserRef::Id(caller.user.id), body.0).await
     }
 
     /// Delete the caller's account (needs `current_password`).
@@ -133,7 +135,11 @@ impl UsersApi {
     ) -> Answer<NoContent> {
         state
             .users
-            .delete(&caller.user, caller.user.id, &body.0.current_password)
+            .delete(
+                &caller.user,
+                UserRef::Id(caller.user.id),
+                &body.0.current_password,
+            )
             .await?;
         Ok(NoContent::Done)
     }
@@ -187,7 +193,12 @@ impl UsersApi {
     }
 }
 
-async fn update(state: &AppState, caller: &Caller, id: Uuid, body: UpdateRequest) -> Answer<Found> {
+async fn update(
+    state: &AppState,
+    caller: &Caller,
+    id: UserRef,
+    body: UpdateRequest,
+) -> Answer<Found> {
     let user = state
         .users
         .update(&caller.user, id, ProfileChange { email: body.email })
@@ -196,7 +207,8 @@ async fn update(state: &AppState, caller: &Caller, id: Uuid, body: UpdateRequest
     Ok(Found::Ok(Json(shown.into())))
 }
 
-/// A malformed id is simply not found, as in Django.
-fn parse_id(id: &str) -> Answer<Uuid> {
-    Uuid::parse_str(id).map_err(|_| ApiError::not_found())
+/// A UUID or an integer id, in either `accounts.user_id` mode; anything else is simply not
+/// found, as in Django.
+fn parse_id(id: &str) -> Answer<UserRef> {
+    UserRef::parse(id).ok_or_else(ApiError::not_found)
 }

@@ -1,8 +1,74 @@
 //! The request and response bodies of `/auth/users/`: Djoser's serializers as OpenAPI schemas.
-use poem_openapi::{Object, types::Example};
+use std::borrow::Cow;
+
+use poem_openapi::{
+    Object,
+    registry::{MetaSchema, MetaSchemaRef},
+    types::{Example, ParseError, ParseFromJSON, ParseResult, ToJSON, Type},
+};
 use uuid::Uuid;
 
-use crate::domain::{roles::ShownUser, users::User};
+use crate::domain::{
+    roles::ShownUser,
+    users::{User, UserRef, UserService},
+};
+
+/// A user's public id: a UUID string, or an integer under `accounts.user_id = "integer"`
+/// (Django's `pk`, so the ids a DRF service stored still name the same users).
+pub struct PublicId(pub UserRef);
+
+impl Type for PublicId {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = Self;
+    type RawElementValueType = Self;
+
+    fn name() -> Cow<'static, str> {
+        "user_id".into()
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        MetaSchemaRef::Inline(Box::new(MetaSchema {
+            one_of: vec![
+                MetaSchemaRef::Inline(Box::new(MetaSchema::new_with_format("string", "uuid"))),
+                MetaSchemaRef::Inline(Box::new(MetaSchema::new_with_format("integer", "int64"))),
+            ],
+            description: Some("A UUID, or an integer when `accounts.user_id` is `integer`."),
+            ..MetaSchema::ANY
+        }))
+    }
+
+    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
+        Some(self)
+    }
+
+    fn raw_element_iter<'a>(
+        &'a self,
+    ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
+        Box::new(self.as_raw_value().into_iter())
+    }
+}
+
+impl ParseFromJSON for PublicId {
+    fn parse_from_json(value: Option<serde_json::Value>) -> ParseResult<Self> {
+        let text = match value.unwrap_or_default() {
+            serde_json::Value::String(s) => s,
+            serde_json::Value::Number(n) => n.to_string(),
+            other => return Err(ParseError::expected_type(other)),
+        };
+        UserRef::parse(&text)
+            .map(PublicId)
+            .ok_or_else(|| ParseError::custom("not a user id"))
+    }
+}
+
+impl ToJSON for PublicId {
+    fn to_json(&self) -> Option<serde_json::Value> {
+        Some(match self.0 {
+            UserRef::Id(id) => id.to_string().into(),
+            UserRef::Number(n) => n.into(),
+        })
+    }
+}
 
 /// A user as Djoser's UserSerializer shows it, with its roles unless
 /// `accounts.show_user_roles` is off.
@@ -10,7 +76,7 @@ use crate::domain::{roles::ShownUser, users::User};
 #[oai(rename = "User", example)]
 pub struct UserBody {
     pub email: String,
-    pub id: Uuid,
+    pub id: PublicId,
     pub username: String,
     /// Names of the user's groups, sorted. Absent when `accounts.show_user_roles` is off.
     #[oai(read_only, skip_serializing_if_is_none)]
@@ -43,7 +109,7 @@ impl From<ShownUser> for UserBody {
         let roles = shown.roles;
         Self {
             email: u.email,
-            id: u.id,
+            id: PublicId(shown.id),
             username: u.username,
             is_staff: roles.as_ref().map(|r| r.is_staff),
             is_superuser: roles.as_ref().map(|r| r.is_superuser),
@@ -58,7 +124,7 @@ impl From<ShownUser> for UserBody {
 #[oai(rename = "UserSummary", example)]
 pub struct UserSummaryBody {
     pub email: String,
-    pub id: Uuid,
+    pub id: PublicId,
     pub username: String,
 }
 
@@ -66,18 +132,21 @@ impl Example for UserSummaryBody {
     fn example() -> Self {
         Self {
             email: "alice@example.com".into(),
-            id: Uuid::from_u128(0x019a_a7c8_8d34_7c1e_9b3f_2a1d_5e6f_7a8b),
+            id: PublicId(UserRef::Id(Uuid::from_u128(
+                0x019a_a7c8_8d34_7c1e_9b3f_2a1d_5e6f_7a8b,
+            ))),
             username: "alice".into(),
         }
     }
 }
 
-impl From<User> for UserSummaryBody {
-    fn from(u: User) -> Self {
+impl UserSummaryBody {
+    /// `user` with the public id `accounts.user_id` gives it.
+    pub fn of(users: &UserService, user: User) -> Self {
         Self {
-            email: u.email,
-            id: u.id,
-            username: u.username,
+            id: PublicId(users.public_id(&user)),
+            email: user.email,
+            username: user.username,
         }
     }
 }

@@ -8,3 +8,4 @@ pub mod revoked_jti;
 pub mod user;
 pub mod user_cutoff;
 pub mod user_group;
+pub mod user_numbers;

@@ -17,6 +17,7 @@ pub struct Model {
     pub date_joined: ChronoDateTimeUtc,
     pub last_login: Option<ChronoDateTimeUtc>,
     pub credential_version: i64,
+    pub number: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
