@@ -211,7 +211,12 @@ fn group(app: &crate::helpers::TestApp, args: &[&str]) -> (bool, String, String)
 async fn group_commands_manage_groups_and_members_as_the_operator(
     backend: crate::helpers::Backend,
 ) {
-    let app = crate::helpers::TestApp::spawn(backend).await;
+    // Roles in user bodies are opt-in; this test reads the groups back through `me`.
+    let app = crate::helpers::TestApp::spawn_with(
+        backend,
+        &[("TESSERA__ACCOUNTS__SHOW_USER_ROLES", "true")],
+    )
+    .await;
     let alice = app.register("alice").await;
     let bob = app.register("bob").await;
     let ok = |args: &[&str]| {

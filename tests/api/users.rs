@@ -27,8 +27,11 @@ on_every_backend!(
     membership_changes_show_in_me_at_once,
 );
 
+/// Bodies with roles (`groups`, `is_staff`, `is_superuser`), which are opt-in.
+const ROLES: &[(&str, &str)] = &[("TESSERA__ACCOUNTS__SHOW_USER_ROLES", "true")];
+
 async fn registration_returns_the_user_and_the_user_can_authenticate(backend: Backend) {
-    let app = TestApp::spawn(backend).await;
+    let app = TestApp::spawn_with(backend, ROLES).await;
     let (status, body) = answer(
         app.post_json(
             "/auth/users/",
@@ -339,7 +342,7 @@ async fn registration_refuses_a_username_taken_in_any_case(backend: Backend) {
 }
 
 async fn list_shows_everyone_to_staff_and_only_themselves_to_others(backend: Backend) {
-    let app = TestApp::spawn(backend).await;
+    let app = TestApp::spawn_with(backend, ROLES).await;
     let alice = app.register("alice").await;
     let bob = app.register("bob").await;
     let admin = app.staff().await;
@@ -413,7 +416,7 @@ async fn list_paginates_when_a_page_size_is_set(backend: Backend) {
 }
 
 async fn me_can_be_read_updated_and_deleted(backend: Backend) {
-    let app = TestApp::spawn(backend).await;
+    let app = TestApp::spawn_with(backend, ROLES).await;
     let carol = app.register("carol").await;
     let me = |m: Method| carol.auth(app.request(m, "/auth/users/me/"));
 
@@ -896,7 +899,7 @@ async fn join_groups(app: &TestApp, admin: &TestUser, member: &TestUser, names: 
 }
 
 async fn user_bodies_show_sorted_groups_and_staff_flags(backend: Backend) {
-    let app = TestApp::spawn(backend).await;
+    let app = TestApp::spawn_with(backend, ROLES).await;
     let alice = app.register("alice").await;
     let bob = app.register("bob").await;
     let admin = app.staff().await;
@@ -946,7 +949,7 @@ async fn user_bodies_show_sorted_groups_and_staff_flags(backend: Backend) {
 /// Group names are cached like user rows (`users.cache_ttl`); changes made through this
 /// instance must show at once, not a TTL later.
 async fn membership_changes_show_in_me_at_once(backend: Backend) {
-    let app = TestApp::spawn_with(backend, &[("TESSERA__USERS__CACHE_TTL", "1h")]).await;
+    let app = TestApp::spawn_with(backend, &[ROLES[0], ("TESSERA__USERS__CACHE_TTL", "1h")]).await;
     let alice = app.register("alice").await;
     let admin = app.staff().await;
     let groups_in_me = || async {
@@ -978,7 +981,7 @@ async fn membership_changes_show_in_me_at_once(backend: Backend) {
 }
 
 async fn paginated_lists_show_roles_of_every_user_on_the_page(backend: Backend) {
-    let app = TestApp::spawn_with(backend, &[("TESSERA__USERS__PAGE_SIZE", "2")]).await;
+    let app = TestApp::spawn_with(backend, &[ROLES[0], ("TESSERA__USERS__PAGE_SIZE", "2")]).await;
     let admin = app.staff().await;
     let alice = app.register("alice").await;
     let bob = app.register("bob").await;
@@ -1017,7 +1020,7 @@ async fn paginated_lists_show_roles_of_every_user_on_the_page(backend: Backend) 
 }
 
 async fn roles_sent_in_put_or_patch_are_ignored(backend: Backend) {
-    let app = TestApp::spawn(backend).await;
+    let app = TestApp::spawn_with(backend, ROLES).await;
     let carol = app.register("carol").await;
     let dave = app.register("dave").await;
     let admin = app.staff().await;
@@ -1097,15 +1100,9 @@ async fn roles_sent_in_put_or_patch_are_ignored(backend: Backend) {
 }
 
 async fn show_user_roles_off_answers_djosers_three_keys(backend: Backend) {
+    // Off is the default: Djoser's exact bodies unless an operator opts in.
     for page_size in ["0", "2"] {
-        let app = TestApp::spawn_with(
-            backend,
-            &[
-                ("TESSERA__ACCOUNTS__SHOW_USER_ROLES", "false"),
-                ("TESSERA__USERS__PAGE_SIZE", page_size),
-            ],
-        )
-        .await;
+        let app = TestApp::spawn_with(backend, &[("TESSERA__USERS__PAGE_SIZE", page_size)]).await;
         let admin = app.staff().await;
         let (status, registered) = answer(
             app.post_json(
