@@ -1,5 +1,5 @@
-//! Request bodies the way DRF reads them: JSON or form-encoded, fields checked one by one with
-//! DRF's messages, every problem reported at once.
+//! Request bodies the way DRF reads them: JSON, form-encoded or multipart, fields checked one by
+//! one with DRF's messages, every problem reported at once.
 use poem::{
     Request, RequestBody,
     http::{StatusCode, header},
@@ -144,7 +144,54 @@ impl Fields {
     }
 }
 
-/// Parses a body into a JSON object like DRF's JSONParser / FormParser would.
+/// The media type without parameters, lower-cased.
+fn essence(content_type: &str) -> String {
+    content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
+
+/// Parses a body like DRF's JSONParser / FormParser / MultiPartParser would.
+pub async fn parse_body(
+    content_type: Option<&str>,
+    bytes: Vec<u8>,
+) -> Result<Map<String, Value>, ApiError> {
+    match content_type {
+        Some(raw) if !bytes.is_empty() && essence(raw) == "multipart/form-data" => {
+            parse_multipart(raw, bytes).await
+        }
+        _ => parse_object(content_type, &bytes),
+    }
+}
+
+/// The parts of a `multipart/form-data` body (already bounded by the body limit). A file part
+/// is kept as a non-string value, so a field expecting text reports "Not a valid string.".
+async fn parse_multipart(content_type: &str, bytes: Vec<u8>) -> Result<Map<String, Value>, ApiError> {
+    let bad = |e: multer::Error| ApiError::parse_error(&format!("Multipart form parse error - {e}"));
+    let boundary = multer::parse_boundary(content_type).map_err(bad)?;
+    let stream = futures_util::stream::once(async move {
+        Ok::<_, std::convert::Infallible>(bytes::Bytes::from(bytes))
+    });
+    let mut multipart = multer::Multipart::new(stream, boundary);
+    let mut map = Map::new();
+    while let Some(field) = multipart.next_field().await.map_err(bad)? {
+        let Some(name) = field.name().map(str::to_owned) else {
+            continue;
+        };
+        let value = match field.file_name() {
+            Some(file) => serde_json::json!({ "file": file }),
+            None => Value::String(field.text().await.map_err(bad)?),
+        };
+        // Like Django's QueryDict.get: the last value of a repeated key wins.
+        map.insert(name, value);
+    }
+    Ok(map)
+}
+
+/// Parses a JSON or form-encoded body into a JSON object like DRF's JSONParser / FormParser.
 pub fn parse_object(
     content_type: Option<&str>,
     bytes: &[u8],
@@ -154,13 +201,7 @@ pub fn parse_object(
         return Ok(Map::new());
     }
     let raw = content_type.unwrap_or("");
-    let essence = raw
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    match essence.as_str() {
+    match essence(raw).as_str() {
         "application/json" => {
             let value: Value = serde_json::from_slice(bytes)
                 .map_err(|e| ApiError::parse_error(&format!("JSON parse error - {e}")))?;
@@ -265,6 +306,10 @@ impl<'a, T: FromFields> ApiExtractor<'a> for Body<T> {
                     content_type: "application/x-www-form-urlencoded",
                     schema: T::schema_ref(),
                 },
+                MetaMediaType {
+                    content_type: "multipart/form-data",
+                    schema: T::schema_ref(),
+                },
             ],
             required: true,
         })
@@ -279,7 +324,7 @@ impl<'a, T: FromFields> ApiExtractor<'a> for Body<T> {
             .data::<AppState>()
             .map_or(usize::MAX, |s| s.settings.server.body_limit);
         let bytes = read_limited(request, body, limit).await?;
-        let mut fields = Fields::new(parse_object(request.content_type(), &bytes)?);
+        let mut fields = Fields::new(parse_body(request.content_type(), bytes).await?);
         if let Some(state) = request.data::<AppState>() {
             fields.login_field = state.users.login_field().name();
         }

@@ -7,6 +7,7 @@ use crate::helpers::{Backend, PASSWORD, TestApp, TestUser, answer};
 on_every_backend!(
     registration_returns_the_user_and_the_user_can_authenticate,
     registration_accepts_form_bodies_and_trims_fields,
+    multipart_bodies_are_read_like_drfs_multipart_parser,
     registration_reports_missing_blank_and_mistyped_fields,
     registration_validates_username_and_email,
     registration_lists_every_failing_password_rule,
@@ -91,6 +92,77 @@ async fn registration_returns_the_user_and_the_user_can_authenticate(backend: Ba
         1,
         "bob is not staff: {list}"
     );
+}
+
+/// A `multipart/form-data` body with these text parts, and a file part when `file` names one.
+fn multipart(parts: &[(&str, &str)], file: Option<&str>) -> (String, Vec<u8>) {
+    let boundary = "tessera-boundary-7d3f";
+    let mut body = String::new();
+    for (name, value) in parts {
+        body += &format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+        );
+    }
+    if let Some(name) = file {
+        body += &format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"p.txt\"\r\nContent-Type: text/plain\r\n\r\nsecret\r\n"
+        );
+    }
+    body += &format!("--{boundary}--\r\n");
+    (
+        format!("multipart/form-data; boundary={boundary}"),
+        body.into_bytes(),
+    )
+}
+
+async fn multipart_bodies_are_read_like_drfs_multipart_parser(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let send = |path: &'static str, (content_type, body): (String, Vec<u8>)| {
+        let request = app
+            .request(Method::POST, path)
+            .header("Content-Type", content_type)
+            .body(body);
+        async move { answer(request.send().await.unwrap()).await }
+    };
+    let (status, body) = send(
+        "/auth/users/",
+        multipart(&[("username", " mona "), ("password", PASSWORD)], None),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["username"], "mona");
+    let (status, body) = send(
+        "/api/token/",
+        multipart(&[("username", "mona"), ("password", PASSWORD)], None),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body["access"].is_string());
+    // A file where text is expected is a field error, never read as the password.
+    let (status, body) = send(
+        "/api/token/",
+        multipart(&[("username", "mona")], Some("password")),
+    )
+    .await;
+    assert_eq!(
+        (status, body),
+        (
+            StatusCode::BAD_REQUEST,
+            json!({"password": ["Not a valid string."]})
+        )
+    );
+    // A broken body (no boundary, or parts that never end) is a 400 parse error, never a 500.
+    for (content_type, raw) in [
+        ("multipart/form-data", "username=x".to_owned()),
+        (
+            "multipart/form-data; boundary=b",
+            "--b\r\nContent-Disposition: form-data; name=\"username\"\r\n\r\nx".to_owned(),
+        ),
+    ] {
+        let (status, body) = send("/api/token/", (content_type.into(), raw.into_bytes())).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{content_type}: {body}");
+        assert_eq!(body["code"], json!("parse_error"), "{body}");
+    }
 }
 
 async fn registration_accepts_form_bodies_and_trims_fields(backend: Backend) {
