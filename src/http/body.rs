@@ -96,6 +96,15 @@ impl Fields {
         }
     }
 
+    /// A required email address, checked like DRF's EmailField.
+    pub fn email(&mut self, name: &str) -> String {
+        let email = self.required(name);
+        for problem in crate::domain::validation::email_errors(&email) {
+            self.error::<()>(name, &problem);
+        }
+        email
+    }
+
     /// An optional string; `None` when absent.
     pub fn optional(&mut self, name: &str, allow_blank: bool) -> Option<String> {
         self.string(name, false, allow_blank)
@@ -169,8 +178,12 @@ pub async fn parse_body(
 
 /// The parts of a `multipart/form-data` body (already bounded by the body limit). A file part
 /// is kept as a non-string value, so a field expecting text reports "Not a valid string.".
-async fn parse_multipart(content_type: &str, bytes: Vec<u8>) -> Result<Map<String, Value>, ApiError> {
-    let bad = |e: multer::Error| ApiError::parse_error(&format!("Multipart form parse error - {e}"));
+async fn parse_multipart(
+    content_type: &str,
+    bytes: Vec<u8>,
+) -> Result<Map<String, Value>, ApiError> {
+    let bad =
+        |e: multer::Error| ApiError::parse_error(&format!("Multipart form parse error - {e}"));
     let boundary = multer::parse_boundary(content_type).map_err(bad)?;
     let stream = futures_util::stream::once(async move {
         Ok::<_, std::convert::Infallible>(bytes::Bytes::from(bytes))

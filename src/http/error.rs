@@ -242,9 +242,9 @@ impl From<DomainError> for ApiError {
                 Code::StaleToken,
                 &AccountError::Stale.to_string(),
             ),
-            // Djoser answers a bare 400 here; an empty object is the DRF shape closest to it.
+            // Djoser answers a bare 400 with no body at all; so does Tessera.
             DomainError::Account(AccountError::ActivationOff) => {
-                Self::body(StatusCode::BAD_REQUEST, json!({}))
+                Self::body(StatusCode::BAD_REQUEST, Value::Null)
             }
             DomainError::Opaque(e) => Self::authentication_failed(&e.to_string()),
             DomainError::Internal(why) => {
@@ -261,10 +261,14 @@ impl ResponseError for ApiError {
     }
 
     fn as_response(&self) -> Response {
-        let mut response = Response::builder()
-            .status(self.status)
-            .content_type("application/json")
-            .body(self.body.to_string());
+        let mut response = if self.body.is_null() {
+            Response::builder().status(self.status).body(())
+        } else {
+            Response::builder()
+                .status(self.status)
+                .content_type("application/json")
+                .body(self.body.to_string())
+        };
         let headers = response.headers_mut();
         if self.status == StatusCode::UNAUTHORIZED {
             headers.insert(

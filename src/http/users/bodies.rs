@@ -197,7 +197,8 @@ request_body! {
 request_body! {
     #[oai(rename = "SendEmailReset", example)]
     pub struct EmailRequest {
-        pub email: String = |f| f.required("email"), example: "alice@example.com".into();
+        /// Checked like Django's EmailField.
+        pub email: String = |f| f.email("email"), example: "alice@example.com".into();
     }
 }
 
