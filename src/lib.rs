@@ -36,6 +36,8 @@ pub enum StartError {
     Mail(#[from] mail::MailError),
     #[error(transparent)]
     Crypto(#[from] crypto::CryptoError),
+    #[error(transparent)]
+    Paths(#[from] http::aliases::PathError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -52,6 +54,7 @@ pub struct Application {
     /// The metrics listener, when `server.metrics_bind` is set.
     metrics: Option<TcpAcceptor>,
     state: AppState,
+    aliases: http::aliases::PathAliases,
     /// The SQL audit writer's progress, when it runs.
     audit: Option<std::sync::Arc<audit::AuditProgress>>,
 }
@@ -60,6 +63,7 @@ impl Application {
     /// Connects, migrates (if configured) and binds `server.bind` (port 0 picks a free port).
     pub async fn build(settings: Settings) -> Result<Self, StartError> {
         let addr = settings.server.bind;
+        let aliases = http::path_aliases(&settings.paths)?;
         let metrics = match settings.server.metrics_bind {
             Some(addr) => Some(
                 TcpListener::bind(addr)
@@ -78,6 +82,7 @@ impl Application {
             acceptor,
             metrics,
             state,
+            aliases,
             audit: None,
         })
     }
@@ -140,7 +145,7 @@ impl Application {
             tokio::spawn(Server::new_with_acceptor(metrics).run(http::metrics_app()));
         }
         let served = Server::new_with_acceptor(self.acceptor)
-            .run_with_graceful_shutdown(http::app(self.state), shutdown, Some(grace))
+            .run_with_graceful_shutdown(http::app(self.state, self.aliases), shutdown, Some(grace))
             .await;
         // The last requests' audit events are still queued: write them before exiting.
         if let Some(audit) = &self.audit {

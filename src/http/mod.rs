@@ -1,12 +1,15 @@
 //! The HTTP layer: routes, middleware, OpenAPI and Swagger UI. The only module that knows poem.
+pub mod aliases;
 mod answer;
 #[macro_use]
 mod body;
 mod caller;
+pub mod cors;
 mod error;
 mod groups;
 mod health;
 mod jwt;
+mod routes;
 mod throttle;
 mod token_login;
 mod users;
@@ -63,13 +66,13 @@ fn api() -> OpenApiService<Operations, ()> {
 /// The OpenAPI document of the default settings (`auth.basic` off), as committed in
 /// `openapi/openapi.json`.
 pub fn openapi_json() -> String {
-    openapi_json_for(false)
+    openapi_json_for(false, &aliases::PathAliases::default())
 }
 
 /// The OpenAPI document as served at `/openapi.json`: `basicAuth` listed only when `auth.basic`
-/// is on. poem-openapi drops trailing slashes from paths; Djoser's paths have them, so they are
-/// put back.
-pub fn openapi_json_for(basic_auth: bool) -> String {
+/// is on, and the `[paths]` aliases beside their endpoints. poem-openapi drops trailing slashes
+/// from paths; Djoser's paths have them, so they are put back.
+pub fn openapi_json_for(basic_auth: bool, aliases: &aliases::PathAliases) -> String {
     let spec = api().spec();
     let Ok(mut doc) = serde_json::from_str::<serde_json::Value>(&spec) else {
         return spec;
@@ -81,21 +84,31 @@ pub fn openapi_json_for(basic_auth: bool) -> String {
         *paths = std::mem::take(paths)
             .into_iter()
             .map(|(path, item)| {
-                let slashed = path.starts_with("/auth/") || path.starts_with("/api/");
+                let slashed = routes::slashed(&path);
                 (if slashed { format!("{path}/") } else { path }, item)
             })
             .collect();
     }
+    aliases.document(&mut doc);
     serde_json::to_string_pretty(&doc).unwrap_or(spec)
 }
 
+/// The `[paths]` aliases, checked against the endpoints (at start: a bad one stops it).
+pub fn path_aliases(
+    settings: &aliases::PathSettings,
+) -> Result<aliases::PathAliases, aliases::PathError> {
+    aliases::PathAliases::new(settings, &routes::RouteTable::new())
+}
+
 /// The whole application: routes, docs and middleware around them.
-pub fn app(state: AppState) -> impl Endpoint + use<> {
+pub fn app(state: AppState, aliases: aliases::PathAliases) -> impl Endpoint + use<> {
     prometheus();
     let metrics_beside_api = state.settings.server.metrics_bind.is_none();
     let labels = RouteLabels::new();
+    let table = std::sync::Arc::new(routes::RouteTable::new());
+    let cors = std::sync::Arc::new(cors::Cors::new(state.settings.cors.clone()));
     let api = api();
-    let spec = openapi_json_for(state.settings.auth.basic);
+    let spec = openapi_json_for(state.settings.auth.basic, &aliases);
     let docs = api.swagger_ui_html().replacen(&api.spec(), &spec, 1);
     let mut routes = Route::new()
         .at(
@@ -113,11 +126,25 @@ pub fn app(state: AppState) -> impl Endpoint + use<> {
         .nest("/", api)
         // Paths are served with and without the trailing slash (Djoser's clients use both).
         .with(NormalizePath::new(TrailingSlash::Trim))
+        .around(move |ep, req| {
+            let table = table.clone();
+            async move { routes::options(ep.as_ref(), req, &table).await }
+        })
+        .around(move |ep, req| {
+            let aliases = aliases.clone();
+            async move { aliases::rewrite(ep.as_ref(), req, &aliases).await }
+        })
         .around(throttle::client_address)
         .data(state)
         .around(move |ep, req| {
             let labels = labels.clone();
             async move { Ok(observe(ep, req, labels).await) }
+        })
+        // Outermost: preflights are answered before anything else, and every answer (errors
+        // included) gets the CORS headers.
+        .around(move |ep, req| {
+            let cors = cors.clone();
+            async move { cors::cors(ep.as_ref(), req, &cors).await }
         })
 }
 

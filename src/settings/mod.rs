@@ -35,6 +35,8 @@ pub struct Settings {
     pub throttle: ThrottleSettings,
     pub audit: AuditSettings,
     pub auth: AuthSettings,
+    pub cors: crate::http::cors::CorsSettings,
+    pub paths: crate::http::aliases::PathSettings,
     /// `--dev`: allows an ephemeral or short signing key. Not a config key.
     #[serde(skip)]
     pub dev: bool,
@@ -237,6 +239,12 @@ impl Settings {
                 .with_list_parse_key("jwt.auth_header_types")
                 .with_list_parse_key("throttle.trusted_proxies")
                 .with_list_parse_key("redis.cluster_nodes")
+                // Not the regexes: a comma is part of many (`{2,63}`); a file sets those.
+                .with_list_parse_key("cors.allowed_origins")
+                .with_list_parse_key("cors.allowed_headers")
+                .with_list_parse_key("cors.expose_headers")
+                .with_list_parse_key("paths.aliases")
+                .with_list_parse_key("paths.prefixes")
                 .source(Some(tessera_vars)),
         );
         let fail = |e: config::ConfigError| SettingsError(e.to_string());

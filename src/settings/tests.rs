@@ -125,6 +125,22 @@ fn typed_values_are_parsed_once_and_errors_name_the_key() {
         ),
         ("TESSERA__PASSWORDS__QUEUE", "many", "passwords.queue"),
         ("TESSERA__EMAIL__FROM", "nobody", "email.from"),
+        (
+            "TESSERA__CORS__ALLOWED_ORIGINS",
+            "*",
+            "cors.allowed_origins",
+        ),
+        (
+            "TESSERA__CORS__ALLOWED_ORIGINS",
+            "null",
+            "cors.allowed_origins",
+        ),
+        (
+            "TESSERA__CORS__ALLOWED_ORIGINS",
+            "https://ok.example,https://app.example.com/path",
+            "cors.allowed_origins",
+        ),
+        ("TESSERA__CORS__MAX_AGE", "a while", "cors.max_age"),
     ] {
         let err = Settings::load_from(env(&[(var, value)])).unwrap_err();
         assert!(err.to_string().contains(key), "{var}: {err}");

@@ -4,8 +4,10 @@
 #[macro_use]
 mod helpers;
 mod accounts;
+mod aliases;
 mod attacks;
 mod cli;
+mod cors;
 mod errors;
 mod forge;
 mod groups;
