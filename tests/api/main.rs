@@ -6,6 +6,7 @@ mod helpers;
 mod accounts;
 mod attacks;
 mod cli;
+mod django_hashes;
 mod errors;
 mod forge;
 mod groups;
