@@ -258,6 +258,7 @@ async fn login(tokens: &TokenService, user: &User) -> String {
         .mint(
             user,
             &Map::new(),
+            &Map::new(),
             crate::crypto::new_family(),
             None,
             Utc::now(),
