@@ -116,6 +116,42 @@ async fn keep_number(txn: &sea_orm::DatabaseTransaction, number: i64) -> Result<
         .map_err(err)
 }
 
+/// The `UPDATE` of the columns `change` names for user `id`; None when it names none.
+fn update_of(id: Uuid, change: &UserChange) -> Option<sea_orm::UpdateMany<user::Entity>> {
+    if *change == UserChange::default() {
+        return None;
+    }
+    // Only the named columns are written: a concurrent change to another column stands.
+    let mut update = user::Entity::update_many().filter(user::Column::Id.eq(id));
+    if let Some(username) = &change.username {
+        update = update
+            .col_expr(user::Column::Username, Expr::value(username.clone()))
+            .col_expr(
+                user::Column::UsernameKey,
+                Expr::value(username_key(username)),
+            );
+    }
+    if let Some(email) = &change.email {
+        update = update.col_expr(user::Column::Email, Expr::value(email.clone()));
+    }
+    if let Some(hash) = &change.password_hash {
+        update = update.col_expr(user::Column::Password, Expr::value(hash.clone()));
+    }
+    if let Some(active) = change.is_active {
+        update = update.col_expr(user::Column::IsActive, Expr::value(active));
+    }
+    if let Some(at) = change.last_login {
+        update = update.col_expr(user::Column::LastLogin, Expr::value(at));
+    }
+    if change.end_sessions {
+        update = update.col_expr(
+            user::Column::CredentialVersion,
+            Expr::col(user::Column::CredentialVersion).add(1),
+        );
+    }
+    Some(update)
+}
+
 #[async_trait::async_trait]
 impl UserStore for SqlUserStore {
     async fn insert(&self, u: &User, numbering: Numbering) -> Result<i64, StoreError> {
@@ -221,38 +257,29 @@ impl UserStore for SqlUserStore {
     }
 
     async fn change(&self, id: Uuid, change: &UserChange) -> Result<(), StoreError> {
-        // Only the named columns are written: a concurrent change to another column stands.
-        let mut update = user::Entity::update_many().filter(user::Column::Id.eq(id));
-        if let Some(username) = &change.username {
-            update = update
-                .col_expr(user::Column::Username, Expr::value(username.clone()))
-                .col_expr(
-                    user::Column::UsernameKey,
-                    Expr::value(username_key(username)),
-                );
+        match update_of(id, change) {
+            None => Ok(()),
+            Some(update) => update.exec(&self.db).await.map(|_| ()).map_err(err),
         }
-        if let Some(email) = &change.email {
-            update = update.col_expr(user::Column::Email, Expr::value(email.clone()));
-        }
-        if let Some(hash) = &change.password_hash {
-            update = update.col_expr(user::Column::Password, Expr::value(hash.clone()));
-        }
-        if let Some(active) = change.is_active {
-            update = update.col_expr(user::Column::IsActive, Expr::value(active));
-        }
-        if let Some(at) = change.last_login {
-            update = update.col_expr(user::Column::LastLogin, Expr::value(at));
-        }
-        if change.end_sessions {
-            update = update.col_expr(
-                user::Column::CredentialVersion,
-                Expr::col(user::Column::CredentialVersion).add(1),
-            );
-        }
-        if *change == UserChange::default() {
-            return Ok(());
-        }
-        update.exec(&self.db).await.map(|_| ()).map_err(err)
+    }
+
+    async fn change_if_password_unchanged(
+        &self,
+        id: Uuid,
+        seen_hash: &str,
+        change: &UserChange,
+    ) -> Result<bool, StoreError> {
+        let Some(update) = update_of(id, change) else {
+            return Ok(false);
+        };
+        // One conditional statement: of a login's upgrade and a concurrent password change,
+        // the change is never overwritten, whichever commits first.
+        let done = update
+            .filter(user::Column::Password.eq(seen_hash))
+            .exec(&self.db)
+            .await
+            .map_err(err)?;
+        Ok(done.rows_affected == 1)
     }
 
     async fn delete(&self, id: Uuid) -> Result<(), StoreError> {
@@ -376,6 +403,20 @@ impl UserStore for CachedUserStore {
         done
     }
 
+    async fn change_if_password_unchanged(
+        &self,
+        id: Uuid,
+        seen_hash: &str,
+        change: &UserChange,
+    ) -> Result<bool, StoreError> {
+        let done = self
+            .inner
+            .change_if_password_unchanged(id, seen_hash, change)
+            .await;
+        self.written(id);
+        done
+    }
+
     async fn delete(&self, id: Uuid) -> Result<(), StoreError> {
         let done = self.inner.delete(id).await;
         self.written(id);
@@ -481,6 +522,185 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn a_conditional_password_write_leaves_a_changed_password_as_it_is() {
+        let store = sql().await;
+        let u = user("upgrade");
+        store.insert(&u, Numbering::Next).await.unwrap();
+        let version_before = u.credential_version;
+        // A login checked "hash-1"; a password change to "hash-2" landed before its upgrade.
+        let change_password = UserChange {
+            password_hash: Some("hash-2".into()),
+            end_sessions: true,
+            ..UserChange::default()
+        };
+        store.change(u.id, &change_password).await.unwrap();
+        let upgrade = UserChange {
+            password_hash: Some("argon2-of-1".into()),
+            ..UserChange::default()
+        };
+        let written = store
+            .change_if_password_unchanged(u.id, "hash-1", &upgrade)
+            .await
+            .unwrap();
+        assert!(!written);
+        let now = store.by_id(u.id).await.unwrap().unwrap();
+        assert_eq!(now.password_hash, "hash-2", "the change stands");
+        // Unchanged since the check: written, and the credential version stays.
+        let upgrade = UserChange {
+            password_hash: Some("argon2-of-2".into()),
+            ..UserChange::default()
+        };
+        let written = store
+            .change_if_password_unchanged(u.id, "hash-2", &upgrade)
+            .await
+            .unwrap();
+        assert!(written);
+        let now = store.by_id(u.id).await.unwrap().unwrap();
+        assert_eq!(now.password_hash, "argon2-of-2");
+        assert_eq!(
+            now.credential_version,
+            version_before + 1,
+            "only the change bumped it"
+        );
+        let unknown = Uuid::now_v7();
+        assert!(
+            !store
+                .change_if_password_unchanged(unknown, "argon2-of-2", &upgrade)
+                .await
+                .unwrap()
+        );
+    }
+
+    /// A store where a password change lands while a login checks the old hash: right before
+    /// the login's conditional upgrade.
+    struct PasswordChangedDuringLogin(SqlUserStore);
+
+    #[async_trait::async_trait]
+    impl UserStore for PasswordChangedDuringLogin {
+        async fn insert(&self, user: &User, numbering: Numbering) -> Result<i64, StoreError> {
+            self.0.insert(user, numbering).await
+        }
+        async fn by_number(&self, number: i64) -> Result<Option<User>, StoreError> {
+            self.0.by_number(number).await
+        }
+        async fn by_id(&self, id: Uuid) -> Result<Option<User>, StoreError> {
+            self.0.by_id(id).await
+        }
+        async fn by_ids(&self, ids: &[Uuid]) -> Result<HashMap<Uuid, User>, StoreError> {
+            self.0.by_ids(ids).await
+        }
+        async fn by_username(&self, username: &str) -> Result<Option<User>, StoreError> {
+            self.0.by_username(username).await
+        }
+        async fn by_email(&self, email: &str) -> Result<Vec<User>, StoreError> {
+            self.0.by_email(email).await
+        }
+        async fn username_taken(&self, username: &str) -> Result<bool, StoreError> {
+            self.0.username_taken(username).await
+        }
+        async fn list(&self, offset: u64, limit: Option<u64>) -> Result<UserPage, StoreError> {
+            self.0.list(offset, limit).await
+        }
+        async fn change(&self, id: Uuid, change: &UserChange) -> Result<(), StoreError> {
+            self.0.change(id, change).await
+        }
+        async fn change_if_password_unchanged(
+            &self,
+            id: Uuid,
+            seen_hash: &str,
+            change: &UserChange,
+        ) -> Result<bool, StoreError> {
+            let password_change = UserChange {
+                password_hash: Some("set by a password change".into()),
+                end_sessions: true,
+                ..UserChange::default()
+            };
+            self.0.change(id, &password_change).await?;
+            self.0
+                .change_if_password_unchanged(id, seen_hash, change)
+                .await
+        }
+        async fn delete(&self, id: Uuid) -> Result<(), StoreError> {
+            self.0.delete(id).await
+        }
+        async fn ping(&self) -> Result<(), StoreError> {
+            self.0.ping().await
+        }
+    }
+
+    fn users_over(store: Arc<dyn UserStore>) -> crate::domain::users::UserService {
+        use crate::domain::passwords::{PasswordHasher, PasswordRules, PasswordSettings};
+        let settings = PasswordSettings {
+            memory_kib: 64,
+            iterations: 1,
+            parallelism: 1,
+            workers: 1,
+            queue: 4,
+            min_length: 8,
+            max_similarity: 0.7,
+        };
+        crate::domain::users::UserService::new(
+            store,
+            Arc::new(PasswordHasher::new(&settings).unwrap()),
+            PasswordRules::new(&settings),
+            crate::domain::users::UserRules {
+                hide_users: true,
+                login_field: crate::domain::users::LoginField::Username,
+                user_id: crate::domain::users::IdKind::Uuid,
+            },
+            None,
+        )
+    }
+
+    /// "correct horse battery" as Django 5.2 hashes it with 1,000 PBKDF2 rounds.
+    const DJANGO_HASH: &str =
+        "pbkdf2_sha256$1000$s4ltsalt$nbzzDE4b8vulwvHIqLHruiTX1NoZDRiLc2EqS2Don+s=";
+
+    #[tokio::test]
+    async fn a_login_upgrades_a_django_hash_without_ending_sessions() {
+        let store = Arc::new(sql().await);
+        let mut u = user("imported");
+        u.password_hash = DJANGO_HASH.into();
+        u.credential_version = 3;
+        store.insert(&u, Numbering::Next).await.unwrap();
+        let users = users_over(store.clone());
+        let logged_in = users
+            .authenticate("imported", "correct horse battery", None)
+            .await
+            .unwrap();
+        let now = store.by_id(u.id).await.unwrap().unwrap();
+        assert!(
+            now.password_hash
+                .starts_with("$argon2id$v=19$m=64,t=1,p=1$")
+        );
+        assert_eq!(logged_in.password_hash, now.password_hash);
+        assert_eq!(now.credential_version, 3, "no session ended");
+        // The new hash is the same password.
+        users
+            .authenticate("imported", "correct horse battery", None)
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_login_upgrade_racing_a_password_change_keeps_the_new_password() {
+        let racing = Arc::new(PasswordChangedDuringLogin(sql().await));
+        let mut u = user("changing");
+        u.password_hash = DJANGO_HASH.into();
+        racing.insert(&u, Numbering::Next).await.unwrap();
+        let users = users_over(racing.clone());
+        // The login proved the password it was given against the hash it read; the change
+        // ends the sessions it mints through the credential version, not here.
+        users
+            .authenticate("changing", "correct horse battery", None)
+            .await
+            .unwrap();
+        let now = racing.by_id(u.id).await.unwrap().unwrap();
+        assert_eq!(now.password_hash, "set by a password change");
+        assert_eq!(now.credential_version, 1);
+    }
+
     /// An inner store whose reads return the row as it was when they started, and finish only
     /// once told to: a read that races a write.
     struct SlowReads {
@@ -520,6 +740,16 @@ mod tests {
         }
         async fn change(&self, id: Uuid, change: &UserChange) -> Result<(), StoreError> {
             self.inner.change(id, change).await
+        }
+        async fn change_if_password_unchanged(
+            &self,
+            id: Uuid,
+            seen_hash: &str,
+            change: &UserChange,
+        ) -> Result<bool, StoreError> {
+            self.inner
+                .change_if_password_unchanged(id, seen_hash, change)
+                .await
         }
         async fn delete(&self, id: Uuid) -> Result<(), StoreError> {
             self.inner.delete(id).await

@@ -295,6 +295,40 @@ impl TestApp {
 }
 
 impl TestApp {
+    /// A user written straight into the store with `password_hash` as it is, as an import of a
+    /// Django project's users table would (no validation, no hashing). The password is
+    /// [`PASSWORD`], which is what the Django vectors the tests use were made from.
+    pub async fn imported(&self, prefix: &str, password_hash: &str) -> TestUser {
+        use tessera::domain::users::{Numbering, User, UserStore};
+        let username = format!("{prefix}{}", &Uuid::new_v4().simple().to_string()[..8]);
+        let user = User {
+            id: Uuid::now_v7(),
+            username: username.clone(),
+            email: format!("{username}@example.com"),
+            password_hash: password_hash.to_owned(),
+            first_name: String::new(),
+            last_name: String::new(),
+            is_active: true,
+            is_staff: false,
+            is_superuser: false,
+            date_joined: chrono::Utc::now(),
+            last_login: None,
+            credential_version: 0,
+            number: 0,
+        };
+        tessera::store::users::SqlUserStore::new(self.app_state.database.clone())
+            .insert(&user, Numbering::Next)
+            .await
+            .unwrap();
+        TestUser {
+            id: user.id.to_string(),
+            username,
+            password: PASSWORD.into(),
+        }
+    }
+}
+
+impl TestApp {
     /// Logs in through `/api/token/`; returns (access, refresh).
     pub async fn login(&self, user: &TestUser) -> (String, String) {
         let (status, body) = answer(

@@ -27,6 +27,7 @@ on_every_backend!(
     expired_records_are_pruned,
     issuer_audience_and_claim_names_follow_the_settings,
     refresh_without_rotation_answers_only_an_access_token,
+    refresh_carries_a_django_projects_own_claims_like_simplejwt,
 );
 
 fn now() -> i64 {
@@ -1021,6 +1022,70 @@ async fn refresh_without_rotation_answers_only_an_access_token(backend: Backend)
             vec!["access"],
             "SimpleJWT's body"
         );
+    }
+}
+
+/// A Django project that added claims to its refresh tokens (`token["tenant"] = ...` in its
+/// TokenObtainPairSerializer) keeps them: SimpleJWT copies every claim of the refresh token but
+/// `token_type`, `exp`, `jti` and `iat` into the access token, and rotation keeps them in the
+/// new refresh token.
+async fn refresh_carries_a_django_projects_own_claims_like_simplejwt(backend: Backend) {
+    for rotate in ["true", "false"] {
+        let app =
+            TestApp::spawn_with(backend, &[("TESSERA__JWT__ROTATE_REFRESH_TOKENS", rotate)]).await;
+        let user = app.register("tenant").await;
+        let issued = now() - 100;
+        let django_refresh = token(json!({
+            "token_type": "refresh", "exp": issued + 86_400, "iat": issued,
+            "jti": "5f0c1e2d3c4b5a69788796a5b4c3d2e1", "user_id": user.id,
+            "tenant": "acme", "plan": {"seats": 5, "tags": ["beta"]},
+        }));
+        let (status, body) = post(
+            &app,
+            "/api/token/refresh/",
+            json!({"refresh": django_refresh}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let access = claims_of(body["access"].as_str().unwrap());
+        assert_eq!(access["tenant"], "acme", "{access}");
+        assert_eq!(access["plan"], json!({"seats": 5, "tags": ["beta"]}));
+        // SimpleJWT's own claims are the new token's, not the refresh token's.
+        assert_eq!(access["token_type"], "access");
+        assert!(access["iat"].as_i64().unwrap() >= now() - 5, "{access}");
+        assert_ne!(access["jti"], "5f0c1e2d3c4b5a69788796a5b4c3d2e1");
+        assert!(access["exp"].as_i64().unwrap() <= now() + 300);
+        assert_eq!(access["user_id"], json!(user.id));
+        assert_eq!(
+            me(
+                &app,
+                &format!("Bearer {}", body["access"].as_str().unwrap())
+            )
+            .await
+            .0,
+            StatusCode::OK
+        );
+        if rotate == "false" {
+            continue;
+        }
+        // The rotated refresh token keeps them, so the next refresh still has them.
+        let child = body["refresh"].as_str().unwrap().to_owned();
+        assert_eq!(claims_of(&child)["tenant"], "acme");
+        assert_eq!(claims_of(&child)["token_type"], "refresh");
+        let (status, body) = post(&app, "/api/token/refresh/", json!({"refresh": child})).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(
+            claims_of(body["access"].as_str().unwrap())["tenant"],
+            "acme"
+        );
+        assert_eq!(
+            claims_of(body["refresh"].as_str().unwrap())["plan"]["seats"],
+            5
+        );
+        // A login's own tokens carry nothing of the kind.
+        let (access, refresh) = app.login(&user).await;
+        assert!(claims_of(&access).get("tenant").is_none());
+        assert!(claims_of(&refresh).get("tenant").is_none());
     }
 }
 

@@ -8,6 +8,7 @@ mod aliases;
 mod attacks;
 mod cli;
 mod cors;
+mod django_hashes;
 mod errors;
 mod forge;
 mod groups;

@@ -1,6 +1,6 @@
 //! The other half of the codec: a token written the way [`decode`](crate::decode) reads it and
 //! SimpleJWT writes it (header `alg`, `kid`, `typ`; claims `token_type, exp, iat, jti, user_id`,
-//! then `aud`, `iss`, the credential version and the access token's user facts). Tessera signs
+//! then `aud`, `iss`, the credential version and the issuer's further claims). Tessera signs
 //! with it; keeping both halves here means the layout is defined once.
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use jsonwebtoken::EncodingKey;
@@ -25,7 +25,9 @@ pub struct Draft<'a> {
     pub jti: &'a str,
     /// The user's credential version, when the issuer tracks one.
     pub credential_version: Option<i64>,
-    /// User facts for access tokens (ignored for refresh tokens).
+    /// Further claims, after the ones above (Tessera's user facts in access tokens, claims a
+    /// refresh token carries on). One named like a claim above (`aud`, `iss` and the
+    /// credential version included) is left out: they cannot be overridden through it.
     pub extra: &'a Map<String, Value>,
 }
 
@@ -66,8 +68,20 @@ pub fn encode(
     if let Some(version) = draft.credential_version {
         field(CREDENTIAL_VERSION_CLAIM, version.into());
     }
-    if draft.token_type == TokenType::Access {
-        for (name, value) in draft.extra {
+    // A name twice in one JSON object is read differently by different parsers: the claims
+    // above are the issuer's, whatever `extra` holds.
+    let own = [
+        policy.token_type_claim.as_str(),
+        "exp",
+        "iat",
+        policy.jti_claim.as_str(),
+        policy.user_id_claim.as_str(),
+        "aud",
+        "iss",
+        CREDENTIAL_VERSION_CLAIM,
+    ];
+    for (name, value) in draft.extra {
+        if !own.contains(&name.as_str()) {
             field(name, value.clone());
         }
     }
@@ -131,5 +145,39 @@ mod tests {
         assert_eq!(claims.user_id.as_deref(), Some("u-1"));
         assert_eq!(claims.groups, ["ops"]);
         assert_eq!(claims.raw[CREDENTIAL_VERSION_CLAIM], 3);
+    }
+
+    #[test]
+    fn further_claims_never_replace_the_issuers_own() {
+        let secret = b"a shared secret of at least 32 bytes!";
+        let policy = Policy::new(Algorithm::HS256);
+        let extra = Map::from_iter([
+            ("tenant".to_owned(), Value::from("acme")),
+            ("exp".to_owned(), Value::from(253_402_300_799i64)),
+            ("user_id".to_owned(), Value::from("someone-else")),
+            ("token_type".to_owned(), Value::from("access")),
+            ("cv".to_owned(), Value::from(0)),
+        ]);
+        let token = encode(
+            &policy,
+            &EncodingKey::from_secret(secret),
+            None,
+            &Draft {
+                token_type: TokenType::Refresh,
+                user_id: "u-1",
+                iat: 1_000,
+                exp: 2_000,
+                jti: "0123456789abcdef0123456789abcdef",
+                credential_version: Some(3),
+                extra: &extra,
+            },
+        )
+        .unwrap();
+        let payload = token.split('.').nth(1).unwrap();
+        let payload = String::from_utf8(URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+        assert_eq!(
+            payload,
+            r#"{"token_type":"refresh","exp":2000,"iat":1000,"jti":"0123456789abcdef0123456789abcdef","user_id":"u-1","cv":3,"tenant":"acme"}"#
+        );
     }
 }

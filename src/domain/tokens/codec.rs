@@ -24,6 +24,36 @@ pub(super) fn check_stamp(claims: &Claims, user: &User) -> Result<(), TokenError
     }
 }
 
+/// Claims Tessera writes itself, or may (the `[jwt.claims]` user facts): a refresh token's
+/// value for one of them is never carried into a new token, so a forged or stale `is_staff`
+/// cannot outlive the database. The configured names are added by [`TokenService::carried`].
+const MANAGED_CLAIMS: [&str; 14] = [
+    "token_type",
+    "exp",
+    "iat",
+    "nbf",
+    "jti",
+    "user_id",
+    "aud",
+    "iss",
+    CREDENTIAL_VERSION_CLAIM,
+    "groups",
+    "username",
+    "email",
+    "is_staff",
+    "is_superuser",
+];
+
+/// An access token's claims beyond SimpleJWT's: the carried ones, then the user facts.
+pub(super) fn access_extra(
+    carried: &Map<String, Value>,
+    facts: &Map<String, Value>,
+) -> Map<String, Value> {
+    let mut extra = carried.clone();
+    extra.extend(facts.iter().map(|(k, v)| (k.clone(), v.clone())));
+    extra
+}
+
 /// When a token's `exp` falls, as a timestamp for the ledger and the revocation list.
 pub(super) fn expires_at(claims: &Claims) -> DateTime<Utc> {
     Utc.timestamp_opt(claims.exp, 0)
@@ -40,6 +70,24 @@ impl TokenService {
         now: DateTime<Utc>,
     ) -> Result<(String, String, DateTime<Utc>), DomainError> {
         self.encode_with(token_type, UserRef::Id(user), None, now, &Map::new())
+    }
+
+    /// The claims of a refresh token that the tokens made from it carry on, as SimpleJWT's
+    /// `RefreshToken.access_token` copies every claim but `token_type`, `exp`, `jti` and `iat`
+    /// (and its rotation keeps them in the new refresh token): a Django project's own claims
+    /// (`tenant`...) survive the move to Tessera. Unlike SimpleJWT, the claims Tessera manages
+    /// come from Tessera, never from the token.
+    pub(super) fn carried(&self, claims: &Claims) -> Map<String, Value> {
+        let p = &self.policy;
+        let configured = [&p.token_type_claim, &p.jti_claim, &p.user_id_claim];
+        claims
+            .raw
+            .iter()
+            .filter(|(name, _)| {
+                !MANAGED_CLAIMS.contains(&name.as_str()) && !configured.contains(name)
+            })
+            .map(|(name, value)| (name.clone(), value.clone()))
+            .collect()
     }
 
     /// The user facts `jwt.claims` asks for in access tokens; none by default.
@@ -104,21 +152,29 @@ impl TokenService {
         Ok((token, jti, expires_at))
     }
 
-    /// A new pair in `family`, and the ledger row describing its refresh token.
+    /// A new pair in `family`, and the ledger row describing its refresh token. Both tokens
+    /// carry `carried` (see [`TokenService::carried`]); the access token also the user facts
+    /// `facts`.
     pub(super) fn mint(
         &self,
         user: &User,
-        extra: &Map<String, Value>,
+        carried: &Map<String, Value>,
+        facts: &Map<String, Value>,
         family: Uuid,
         parent_jti: Option<String>,
         now: DateTime<Utc>,
     ) -> Result<(TokenPair, OutstandingToken), DomainError> {
         let stamp = Some(user.credential_version);
         let subject = self.users.public_id(user);
-        let (access, access_jti, access_expires_at) =
-            self.encode_with(TokenType::Access, subject, stamp, now, extra)?;
+        let (access, access_jti, access_expires_at) = self.encode_with(
+            TokenType::Access,
+            subject,
+            stamp,
+            now,
+            &access_extra(carried, facts),
+        )?;
         let (refresh, jti, expires_at) =
-            self.encode_with(TokenType::Refresh, subject, stamp, now, &Map::new())?;
+            self.encode_with(TokenType::Refresh, subject, stamp, now, carried)?;
         metrics::counter!("tessera_tokens_issued_total", "kind" => if parent_jti.is_some() { "refresh" } else { "login" })
             .increment(1);
         let row = OutstandingToken {

@@ -25,7 +25,7 @@ mod rotation;
 pub use codec::CREDENTIAL_VERSION_CLAIM;
 pub use tessera_verify::{Claims, TokenType, VerifyError};
 
-use codec::{check_stamp, expires_at, stamp_of};
+use codec::{access_extra, check_stamp, expires_at, stamp_of};
 
 /// Why a token is refused: the offline checks (the same as downstream services run, from
 /// `tessera-verify`), then what only Tessera knows. The messages are SimpleJWT's.
@@ -181,7 +181,7 @@ impl TokenService {
             self.users.record_login(&mut user).await?;
         }
         let extra = self.access_claims(&user).await?;
-        let (pair, row) = self.mint(&user, &extra, new_family(), None, Utc::now())?;
+        let (pair, row) = self.mint(&user, &Map::new(), &extra, new_family(), None, Utc::now())?;
         self.ledger.record(&row).await?;
         Ok(pair)
     }

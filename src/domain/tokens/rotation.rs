@@ -9,12 +9,14 @@ impl TokenService {
         let claims = self.decode(token, Some(TokenType::Refresh))?;
         let user_id = self.user_of(&claims).await?;
         let now = Utc::now();
+        let carried = self.carried(&claims);
         if !self.rules.rotate_refresh_tokens {
             self.ensure_not_revoked(&claims, Some(user_id)).await?;
             let user = self.active_user(user_id).await?;
             check_stamp(&claims, &user)?;
-            let extra = self.access_claims(&user).await?;
+            let facts = self.access_claims(&user).await?;
             let stamp = Some(user.credential_version);
+            let extra = access_extra(&carried, &facts);
             let (access, _, _) = self.encode_with(
                 TokenType::Access,
                 self.users.public_id(&user),
@@ -38,9 +40,9 @@ impl TokenService {
         // Claims are rebuilt from the database on every refresh: a group change shows here.
         let user = self.active_user(user_id).await?;
         check_stamp(&claims, &user)?;
-        let extra = self.access_claims(&user).await?;
-        let (pair, child) =
-            self.mint(&user, &extra, parent.family, Some(parent.jti.clone()), now)?;
+        let facts = self.access_claims(&user).await?;
+        let parent_jti = Some(parent.jti.clone());
+        let (pair, child) = self.mint(&user, &carried, &facts, parent.family, parent_jti, now)?;
         if parent.rotated_at.is_none() && self.ledger.rotate(&parent.jti, &child, now).await? {
             if self.rules.blacklist_after_rotation {
                 // The rotation is committed: the client must get its new pair even if this fails

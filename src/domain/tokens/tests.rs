@@ -170,6 +170,14 @@ impl UserStore for OneUser {
     async fn change(&self, _: Uuid, _: &UserChange) -> Result<(), StoreError> {
         Err(StoreError::Internal("read-only fake".into()))
     }
+    async fn change_if_password_unchanged(
+        &self,
+        _: Uuid,
+        _: &str,
+        _: &UserChange,
+    ) -> Result<bool, StoreError> {
+        Err(StoreError::Internal("read-only fake".into()))
+    }
     async fn delete(&self, _: Uuid) -> Result<(), StoreError> {
         Err(StoreError::Internal("read-only fake".into()))
     }
@@ -254,6 +262,7 @@ async fn login(tokens: &TokenService, user: &User) -> String {
     let (pair, row) = tokens
         .mint(
             user,
+            &Map::new(),
             &Map::new(),
             crate::crypto::new_family(),
             None,

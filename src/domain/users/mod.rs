@@ -14,7 +14,9 @@ pub use store::UserStore;
 
 use super::{
     DomainError, FieldErrors, StoreError,
-    passwords::{MAX_PASSWORD_BYTES, PasswordHasher, PasswordRules, UserAttribute},
+    passwords::{
+        MAX_PASSWORD_BYTES, PasswordHasher, PasswordRules, UnreadableHash, UserAttribute, Verdict,
+    },
     throttle::LoginGuard,
     validation::{MSG_USERNAME_TAKEN, email_errors, normalize_username, username_errors},
 };
@@ -166,11 +168,23 @@ impl UserService {
             },
         };
         let stored = user.as_ref().map(|u| u.password_hash.clone());
-        if !self.hasher.verify(password.to_owned(), stored).await? {
+        let verdict = self.hasher.check(password.to_owned(), stored).await?;
+        if let (Verdict::Unreadable(why), Some(user)) = (verdict, &user)
+            && why != UnreadableHash::Unusable
+        {
+            // An import gone wrong locks the account out: say so (never the hash itself).
+            tracing::warn!(user_id = %user.id, reason = %why, "stored password hash can never match");
+        }
+        if !verdict.matches() {
             return Err(DomainError::InvalidCredentials);
         }
         match user {
-            Some(user) if user.is_active => Ok(user),
+            Some(mut user) if user.is_active => {
+                if verdict == Verdict::Outdated {
+                    self.upgrade_hash(&mut user, password).await;
+                }
+                Ok(user)
+            }
             _ => Err(DomainError::InvalidCredentials),
         }
     }
@@ -186,6 +200,45 @@ impl UserService {
     /// The id bodies and tokens show for `user`.
     pub fn public_id(&self, user: &User) -> UserRef {
         user.public_id(self.rules.user_id)
+    }
+
+    /// Replaces a hash in an older form (imported from Django, or argon2 with other costs) with
+    /// Tessera's argon2id, in the login that just proved the password (the only moment Tessera
+    /// has it). Only the hash column is written, without ending sessions: the credential
+    /// version stays, so tokens and keys issued before keep working. The write happens only
+    /// while the hash just checked is still stored, so a password changed meanwhile stands.
+    ///
+    /// A failure (hashing saturated, the write refused) is logged and the login goes on: the
+    /// old hash still verifies and the next login tries again, while failing would turn a
+    /// bookkeeping write into a lockout.
+    async fn upgrade_hash(&self, user: &mut User, password: &str) {
+        let new_hash = match self.hasher.hash(password.to_owned()).await {
+            Ok(hash) => hash,
+            Err(e) => {
+                tracing::warn!(user_id = %user.id, error = %e, "password hash not upgraded");
+                return;
+            }
+        };
+        let change = UserChange {
+            password_hash: Some(new_hash.clone()),
+            ..UserChange::default()
+        };
+        match self
+            .store
+            .change_if_password_unchanged(user.id, &user.password_hash, &change)
+            .await
+        {
+            Ok(true) => {
+                user.password_hash = new_hash;
+                tracing::info!(target: "tessera::audit", user_id = %user.id, "password hash upgraded to argon2id");
+            }
+            Ok(false) => {
+                tracing::info!(user_id = %user.id, "password changed during the login: hash not upgraded");
+            }
+            Err(e) => {
+                tracing::warn!(user_id = %user.id, error = %e, "password hash not upgraded");
+            }
+        }
     }
 
     /// The user `id` as seen by `actor`: staff see everyone, others only themselves.

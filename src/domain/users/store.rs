@@ -28,6 +28,15 @@ pub trait UserStore: Send + Sync {
     async fn list(&self, offset: u64, limit: Option<u64>) -> Result<UserPage, StoreError>;
     /// Writes only the columns `change` names. Fails with `Conflict("username")` on a taken name.
     async fn change(&self, id: Uuid, change: &UserChange) -> Result<(), StoreError>;
+    /// Writes `change` like [`UserStore::change`], but only while the stored password hash is
+    /// still `seen_hash` (read before a slow check): a password changed meanwhile stands.
+    /// True when the row was written.
+    async fn change_if_password_unchanged(
+        &self,
+        id: Uuid,
+        seen_hash: &str,
+        change: &UserChange,
+    ) -> Result<bool, StoreError>;
     async fn delete(&self, id: Uuid) -> Result<(), StoreError>;
     /// A cheap round trip, for readiness.
     async fn ping(&self) -> Result<(), StoreError>;

@@ -1,6 +1,6 @@
 //! Tokens signed with the real key but with claims no issuer writes: an `exp` beyond any
 //! calendar (so a revocation of it would expire at once), a megabyte `jti`, a user id that is
-//! null or of the wrong shape.
+//! null or of the wrong shape, a refresh token claiming roles its user does not have.
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -10,6 +10,7 @@ on_every_backend!(
     timestamps_beyond_the_calendar_are_refused,
     oversized_token_ids_are_refused,
     user_ids_that_name_no_user_answer_user_not_found,
+    refresh_tokens_cannot_carry_roles_into_access_tokens,
 );
 
 fn token(claims: Value) -> String {
@@ -121,5 +122,93 @@ async fn user_ids_that_name_no_user_answer_user_not_found(backend: Backend) {
         )
         .await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{user_id}: {body}");
+    }
+}
+
+/// Refresh carries a refresh token's own claims on (SimpleJWT does), but not the ones Tessera
+/// manages: a refresh token minted (or stolen and edited, with a leaked Django key) with
+/// `is_staff: true` must not make a non-staff user staff for a downstream service that reads
+/// the claims offline, whether or not `[jwt.claims]` puts the facts in.
+async fn refresh_tokens_cannot_carry_roles_into_access_tokens(backend: Backend) {
+    for facts in ["true", "false"] {
+        let app = TestApp::spawn_with(
+            backend,
+            &[
+                ("TESSERA__JWT__CLAIMS__IS_STAFF", facts),
+                ("TESSERA__JWT__CLAIMS__IS_SUPERUSER", facts),
+                ("TESSERA__JWT__CLAIMS__GROUPS", facts),
+                ("TESSERA__JWT__CLAIMS__USERNAME", facts),
+                ("TESSERA__JWT__CLAIMS__EMAIL", facts),
+            ],
+        )
+        .await;
+        let user = app.register("plain").await;
+        let mut refresh = claims(&user.id, "refresh");
+        refresh["exp"] = json!(now() + 86_400);
+        refresh["iat"] = json!(now() - 1_000);
+        refresh["nbf"] = json!(now() - 1_000);
+        for (name, value) in [
+            ("is_staff", json!(true)),
+            ("is_superuser", json!(true)),
+            ("groups", json!(["admins"])),
+            ("username", json!("root")),
+            ("email", json!("root@example.com")),
+            ("aud", json!("billing")),
+            ("iss", json!("https://django.example")),
+            ("tenant", json!("acme")),
+        ] {
+            refresh[name] = value;
+        }
+        let (status, body) = post(
+            &app,
+            "/api/token/refresh/",
+            json!({"refresh": token(refresh)}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        for issued in ["access", "refresh"] {
+            let claims = crate::forge::claims_of(body[issued].as_str().unwrap());
+            assert_eq!(claims["tenant"], "acme", "the control: {claims}");
+            for managed in ["aud", "iss", "nbf"] {
+                assert!(
+                    claims.get(managed).is_none(),
+                    "{issued} {managed}: {claims}"
+                );
+            }
+            assert!(claims["iat"].as_i64().unwrap() >= now() - 5, "{claims}");
+            let facts_expected = facts == "true" && issued == "access";
+            let expected = |value: Value| if facts_expected { value } else { Value::Null };
+            assert_eq!(
+                claims["is_staff"],
+                expected(json!(false)),
+                "{issued}: {claims}"
+            );
+            assert_eq!(
+                claims["is_superuser"],
+                expected(json!(false)),
+                "{issued}: {claims}"
+            );
+            assert_eq!(claims["groups"], expected(json!([])), "{issued}: {claims}");
+            assert_eq!(
+                claims["username"],
+                expected(json!(user.username)),
+                "{claims}"
+            );
+            assert_eq!(
+                claims["email"],
+                expected(json!(format!("{}@example.com", user.username))),
+                "{claims}"
+            );
+        }
+        // What a downstream service reads from the access token offline.
+        let verifier = tessera_verify::Verifier::hmac(
+            tessera_verify::Policy::new(jsonwebtoken::Algorithm::HS256),
+            SIGNING_KEY.as_bytes(),
+        );
+        let read = verifier
+            .verify(body["access"].as_str().unwrap())
+            .await
+            .unwrap();
+        assert!(!read.is_staff && !read.is_superuser && read.groups.is_empty());
     }
 }

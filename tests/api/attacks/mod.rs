@@ -2,6 +2,7 @@
 //! every backend, and is named after the attack.
 mod basic_auth_is_no_password_oracle;
 mod forged_and_odd_claims;
+mod garbled_password_hashes;
 mod lockout_bypass_by_parallel_guesses;
 mod lockout_bypass_through_account_changes;
 mod revocations_lost_on_the_way_to_redis;
