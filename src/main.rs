@@ -5,7 +5,12 @@ use clap::{Parser, Subcommand};
 use tessera::audit::{AuditEvents, AuditLayer};
 use tessera::{
     AppState, Application, Settings, StartError,
-    domain::{DomainError, groups::Actor, users::Registration},
+    domain::{
+        DomainError,
+        groups::Actor,
+        import::{Collision, DjangoExport as ImportExport, ImportOptions},
+        users::Registration,
+    },
     settings::LogFormat,
     store::database,
 };
@@ -63,10 +68,38 @@ enum Command {
     /// Delete expired refresh-token records and revocations (the server also does it every
     /// `jwt.prune_interval`).
     FlushExpiredTokens,
+    /// Import a Django project: users (ids, password hashes, flags, dates), groups, DRF token
+    /// keys and SimpleJWT's outstanding and blacklisted refresh tokens. Run it again to bring
+    /// changes over: it reports created / updated / unchanged / skipped.
+    ImportDjango {
+        /// The Django project's database (postgres://... or sqlite://path), read only.
+        #[arg(
+            long = "from",
+            conflicts_with = "dumpdata",
+            required_unless_present = "dumpdata"
+        )]
+        from: Option<String>,
+        /// A `manage.py dumpdata auth authtoken token_blacklist --natural-foreign` file.
+        #[arg(long)]
+        dumpdata: Option<std::path::PathBuf>,
+        /// Report what would change without writing anything.
+        #[arg(long)]
+        dry_run: bool,
+        /// A username equal to an earlier one but for case (Django allows `Bob` and `bob`):
+        /// skip it, or import it as `name-<django id>`.
+        #[arg(long, value_enum, default_value_t = OnCollision::Skip)]
+        on_collision: OnCollision,
+    },
     /// Print the OpenAPI document.
     Openapi,
     /// Exit 0 when the local server answers /health/ready (for container health checks).
     Healthcheck,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum OnCollision {
+    Skip,
+    Suffix,
 }
 
 #[derive(Subcommand)]
@@ -181,6 +214,31 @@ async fn run(
             let state = AppState::connect(settings).await?;
             let removed = state.tokens.prune().await?;
             println!("{removed} expired token records deleted");
+            Ok(())
+        }
+        Command::ImportDjango {
+            from,
+            dumpdata,
+            dry_run,
+            on_collision,
+        } => {
+            let export = match (from, dumpdata) {
+                (Some(url), _) => tessera::store::django::from_database(&url).await?,
+                (None, Some(path)) => {
+                    tessera::store::django::from_dumpdata(&std::fs::read_to_string(path)?)?
+                }
+                (None, None) => return Err(CliError::Usage("--from or --dumpdata is needed")),
+            };
+            let state = AppState::connect(settings).await?;
+            let options = ImportOptions {
+                dry_run,
+                collision: match on_collision {
+                    OnCollision::Skip => Collision::Skip,
+                    OnCollision::Suffix => Collision::Suffix,
+                },
+            };
+            let report = import_django(&state, export, options).await?;
+            print!("{report}");
             Ok(())
         }
         Command::Openapi => Ok(()),
@@ -330,6 +388,46 @@ enum CliError {
     NotReady(String),
     #[error("{0}")]
     Usage(&'static str),
+    #[error(transparent)]
+    Django(#[from] tessera::store::django::DjangoSourceError),
+}
+
+/// Runs the import with a progress bar on a terminal, plain lines otherwise.
+async fn import_django(
+    state: &AppState,
+    export: ImportExport,
+    options: ImportOptions,
+) -> Result<String, CliError> {
+    use std::io::IsTerminal;
+    let total = export.users.len() as u64;
+    let bar = std::io::stderr()
+        .is_terminal()
+        .then(|| indicatif::ProgressBar::new(total).with_message("users"));
+    let progress = |done: u64, total: u64| match &bar {
+        Some(bar) => bar.set_position(done),
+        None => eprintln!("users: {done}/{total}"),
+    };
+    let report = state.importer.run(export, options, &progress).await?;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let mut out = String::new();
+    let verb = if options.dry_run { "(dry run) " } else { "" };
+    use std::fmt::Write as _;
+    let _ = writeln!(out, "{}users: {}", verb, report.users);
+    let _ = writeln!(out, "{}groups: {}", verb, report.groups);
+    let _ = writeln!(out, "{}token keys: {}", verb, report.keys);
+    let _ = writeln!(out, "{}refresh tokens: {}", verb, report.refresh_tokens);
+    for line in &report.skipped {
+        let _ = writeln!(out, "skipped: {line}");
+    }
+    for part in &report.missing {
+        let _ = writeln!(out, "not in the source: {part}");
+    }
+    if options.dry_run {
+        let _ = writeln!(out, "dry run: nothing was written");
+    }
+    Ok(out)
 }
 
 /// Field errors as lines an operator can read.

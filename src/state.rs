@@ -12,13 +12,14 @@ use crate::{
         accounts::AccountService,
         groups::{GroupService, GroupStore},
         health::Readiness,
+        import::Importer,
         keys::{KeyError, KeyRing},
         opaque::OpaqueTokenService,
         passwords::{PasswordHasher, PasswordRules},
         revocation::RevocationStore,
         roles::RoleView,
         throttle::{LoginGuard, Throttle},
-        tokens::TokenService,
+        tokens::{TokenService, revocation_margin},
         users::{UserService, UserStore},
     },
     mail::MailQueue,
@@ -26,6 +27,7 @@ use crate::{
     store::{
         database,
         groups::{CachedGroupStore, SqlGroupStore},
+        import::SqlImportStore,
         opaque::SqlOpaqueTokenStore,
         redis_conn::{RedisConn, redis_connection, warn_unless_noeviction},
         revocation::{RedisRevocations, SqlRevocations},
@@ -48,6 +50,8 @@ pub struct AppState {
     pub readiness: Arc<Readiness>,
     /// Rate limits; None when `throttle.enabled` is off.
     pub throttle: Option<Arc<Throttle>>,
+    /// `tessera import-django`.
+    pub importer: Arc<Importer>,
     /// The pool, for the audit writer and operators' tooling.
     pub database: DatabaseConnection,
 }
@@ -108,6 +112,11 @@ impl AppState {
             redis.as_ref().map(|_| revocations.clone()),
         );
         let (keys, signing_material) = load_keys(&settings)?;
+        let importer = Importer::new(
+            Arc::new(SqlImportStore::new(db.clone())),
+            revocations.clone(),
+            revocation_margin(settings.jwt.rules.leeway),
+        );
         let tokens = TokenService::new(
             settings.jwt.rules.clone(),
             keys,
@@ -151,6 +160,7 @@ impl AppState {
             groups: Arc::new(groups),
             readiness: Arc::new(readiness),
             throttle,
+            importer: Arc::new(importer),
             database: db,
         })
     }

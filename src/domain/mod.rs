@@ -3,6 +3,7 @@ pub(crate) mod account_tokens;
 pub mod accounts;
 pub mod groups;
 pub mod health;
+pub mod import;
 pub(crate) mod keys;
 pub(crate) mod mail;
 pub mod opaque;

@@ -138,6 +138,11 @@ impl OpaqueTokenService {
         let now = Utc::now();
         if !self.rules.multiple {
             for row in self.store.for_user(user.id).await? {
+                // A DRF key imported from Django: Tessera cannot derive (nor hand back) it, so
+                // it stays beside the derived one until a logout or credential change.
+                if row.nonce == crate::domain::import::IMPORTED_KEY_NONCE {
+                    continue;
+                }
                 let key = self.derive(user.id, &row.nonce);
                 let usable = row.expires_at.is_none_or(|e| e > now)
                     && row.credential_version == user.credential_version;

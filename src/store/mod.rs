@@ -1,8 +1,10 @@
 //! Persistence adapters: sea-orm (and later Redis) behind the domain's traits.
 pub(crate) mod audit;
 pub mod database;
+pub mod django;
 pub mod entities;
 pub(crate) mod groups;
+pub mod import;
 pub(crate) mod opaque;
 pub(crate) mod redis_conn;
 pub(crate) mod revocation;

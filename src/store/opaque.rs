@@ -39,20 +39,23 @@ fn to_domain(m: row::Model) -> OpaqueToken {
     }
 }
 
+pub(super) fn to_model(t: &OpaqueToken) -> row::Model {
+    row::Model {
+        key_sha256: t.key_sha256.clone(),
+        user_id: t.user_id,
+        nonce: t.nonce.clone(),
+        name: t.name.clone(),
+        created_at: t.created_at,
+        last_used_at: t.last_used_at,
+        expires_at: t.expires_at,
+        credential_version: t.credential_version,
+    }
+}
+
 #[async_trait::async_trait]
 impl OpaqueTokenStore for SqlOpaqueTokenStore {
     async fn insert(&self, t: &OpaqueToken) -> Result<(), StoreError> {
-        let model = row::Model {
-            key_sha256: t.key_sha256.clone(),
-            user_id: t.user_id,
-            nonce: t.nonce.clone(),
-            name: t.name.clone(),
-            created_at: t.created_at,
-            last_used_at: t.last_used_at,
-            expires_at: t.expires_at,
-            credential_version: t.credential_version,
-        };
-        row::Entity::insert(model.into_active_model())
+        row::Entity::insert(to_model(t).into_active_model())
             .exec_without_returning(&self.db)
             .await
             .map(|_| ())

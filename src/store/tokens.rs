@@ -26,7 +26,7 @@ fn err(e: sea_orm::DbErr) -> StoreError {
     store_error(e, "jti")
 }
 
-fn to_model(t: &OutstandingToken) -> row::Model {
+pub(super) fn to_model(t: &OutstandingToken) -> row::Model {
     row::Model {
         jti: t.jti.clone(),
         user_id: t.user_id,

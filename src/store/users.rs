@@ -16,7 +16,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::{
-    entities::{auth_token, user, user_group, user_numbers},
+    entities::{auth_token, django_import, user, user_group, user_numbers},
     store_error,
 };
 use crate::domain::{
@@ -39,7 +39,7 @@ fn err(e: sea_orm::DbErr) -> StoreError {
     store_error(e, "username")
 }
 
-fn to_domain(m: user::Model) -> User {
+pub(super) fn to_domain(m: user::Model) -> User {
     User {
         id: m.id,
         username: m.username,
@@ -57,7 +57,7 @@ fn to_domain(m: user::Model) -> User {
     }
 }
 
-fn to_model(u: &User) -> user::Model {
+pub(super) fn to_model(u: &User) -> user::Model {
     user::Model {
         id: u.id,
         username: u.username.clone(),
@@ -97,7 +97,10 @@ async fn next_number(txn: &sea_orm::DatabaseTransaction) -> Result<i64, StoreErr
 }
 
 /// Raises the counter to at least `number`, so later users continue after a kept one.
-async fn keep_number(txn: &sea_orm::DatabaseTransaction, number: i64) -> Result<(), StoreError> {
+pub(super) async fn keep_number(
+    txn: &sea_orm::DatabaseTransaction,
+    number: i64,
+) -> Result<(), StoreError> {
     let taken = user::Entity::find()
         .filter(user::Column::Number.eq(number))
         .count(txn)
@@ -292,6 +295,10 @@ impl UserStore for SqlUserStore {
             .map_err(err)?;
         auth_token::Entity::delete_many()
             .filter(auth_token::Column::UserId.eq(id))
+            .exec(&txn)
+            .await
+            .map_err(err)?;
+        django_import::Entity::delete_by_id(id)
             .exec(&txn)
             .await
             .map_err(err)?;

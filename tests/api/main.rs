@@ -9,6 +9,7 @@ mod attacks;
 mod cli;
 mod cors;
 mod django_hashes;
+mod django_import;
 mod errors;
 mod forge;
 mod groups;

@@ -23,6 +23,7 @@ mod revoke;
 mod rotation;
 
 pub use codec::CREDENTIAL_VERSION_CLAIM;
+pub use revoke::revocation_margin;
 pub use tessera_verify::{Claims, TokenType, VerifyError};
 
 use codec::{access_extra, check_stamp, expires_at, stamp_of};

@@ -5,6 +5,11 @@ use super::*;
 /// Kept beyond a revoked token's acceptance window (clock skew between instances and stores).
 const REVOCATION_MARGIN: Duration = Duration::from_secs(60);
 
+/// How long past its `exp` a revocation is kept under `leeway`.
+pub fn revocation_margin(leeway: Duration) -> chrono::TimeDelta {
+    chrono::TimeDelta::from_std(leeway + REVOCATION_MARGIN).unwrap_or(chrono::TimeDelta::MAX)
+}
+
 impl TokenService {
     /// Revokes a refresh token and the access token issued with it.
     pub async fn blacklist(&self, token: &str) -> Result<(), DomainError> {
@@ -65,7 +70,7 @@ impl TokenService {
     /// How long a revocation of a token expiring at `exp` is kept: a token is accepted until
     /// `exp` + leeway, and a store's clock or TTL rounding must not end the entry before that.
     pub(super) fn revoked_until(&self, exp: DateTime<Utc>) -> DateTime<Utc> {
-        exp + self.rules.leeway + REVOCATION_MARGIN
+        exp + revocation_margin(self.rules.leeway)
     }
 
     pub(super) async fn ensure_not_revoked(

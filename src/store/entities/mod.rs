@@ -1,6 +1,7 @@
 //! sea-orm entities: storage rows only; HTTP bodies and domain types are separate.
 pub mod audit_event;
 pub mod auth_token;
+pub mod django_import;
 pub mod group;
 pub mod outstanding_token;
 pub mod revocation_sequence;
