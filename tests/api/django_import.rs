@@ -64,6 +64,15 @@ fn import(app: &TestApp, dump: &Value, args: &[&str]) -> String {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("dump.json");
     std::fs::write(&file, dump.to_string()).unwrap();
+    let file = file.display().to_string();
+    let mut all = vec!["--dumpdata", file.as_str()];
+    all.extend_from_slice(args);
+    import_django(app, &all)
+}
+
+/// Runs `tessera import-django ARGS` against `app`'s database and Redis; its report.
+pub fn import_django(app: &TestApp, args: &[&str]) -> String {
+    let dir = tempfile::tempdir().unwrap();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_tessera"));
     cmd.current_dir(dir.path())
         .env_clear()
@@ -74,8 +83,7 @@ fn import(app: &TestApp, dump: &Value, args: &[&str]) -> String {
         )
         .env("TESSERA__JWT__SIGNING_KEY", SIGNING_KEY)
         .env("TESSERA__LOG__LEVEL", "warn")
-        .args(["import-django", "--dumpdata"])
-        .arg(&file)
+        .arg("import-django")
         .args(args);
     if let Some(prefix) = &app.redis_prefix {
         cmd.env("REDIS_URL", redis_url())
@@ -250,5 +258,62 @@ async fn collisions_are_reported_or_suffixed_and_dry_runs_write_nothing(backend:
         login(&other, "ALICE").await.0,
         StatusCode::OK,
         "the Tessera user is untouched"
+    );
+}
+
+/// The same import from a Django project's PostgreSQL database: Django's column types
+/// (`boolean`, `timestamptz`, `integer` ids), and a server whose time zone is not UTC.
+#[tokio::test]
+async fn a_postgresql_django_database_is_read_with_its_types() {
+    use sea_orm::{ConnectionTrait, Database};
+    if !postgres_available().await {
+        return skip(
+            "django_import::a_postgresql_django_database_is_read_with_its_types",
+            "PostgreSQL unreachable",
+        );
+    }
+    let url = fresh_postgres_database().await;
+    let db = Database::connect(&url).await.unwrap();
+    let name = url.rsplit('/').next().unwrap().to_owned();
+    for sql in [
+        format!("ALTER DATABASE \"{name}\" SET timezone TO 'Asia/Kolkata'"),
+        "CREATE TABLE auth_user (id integer PRIMARY KEY, password varchar(128) NOT NULL, last_login timestamptz NULL, is_superuser boolean NOT NULL, username varchar(150) NOT NULL UNIQUE, first_name varchar(150) NOT NULL, last_name varchar(150) NOT NULL, email varchar(254) NOT NULL, is_staff boolean NOT NULL, is_active boolean NOT NULL, date_joined timestamptz NOT NULL)".into(),
+        "CREATE TABLE auth_group (id integer PRIMARY KEY, name varchar(150) NOT NULL UNIQUE)".into(),
+        "CREATE TABLE auth_user_groups (id bigint PRIMARY KEY, user_id integer NOT NULL, group_id integer NOT NULL)".into(),
+        format!("INSERT INTO auth_user VALUES (12, '{}', '2025-03-04 05:06:07.123456+00', false, 'priya', 'Priya', '', 'priya@example.com', true, true, '2025-01-02 03:04:05.678+00')", DJANGO_HASHES[0]),
+        "INSERT INTO auth_group VALUES (1, 'editors')".into(),
+        "INSERT INTO auth_user_groups VALUES (1, 12, 1)".into(),
+    ] {
+        db.execute_unprepared(&sql).await.unwrap();
+    }
+    drop(db);
+    let app = TestApp::spawn_with(
+        Backend::Sqlite,
+        &[("TESSERA__ACCOUNTS__USER_ID", "integer")],
+    )
+    .await;
+    let report = import_django(&app, &["--from", &url]);
+    assert!(
+        report.contains("users: created 1, updated 0, unchanged 0, skipped 0"),
+        "{report}"
+    );
+    assert!(report.contains("not in the source: authtoken"), "{report}");
+    let user = app.app_state.users.named("priya").await.unwrap().unwrap();
+    assert_eq!(user.number, 12);
+    assert!(user.is_staff && user.is_active && !user.is_superuser);
+    assert_eq!(
+        user.date_joined.to_rfc3339(),
+        "2025-01-02T03:04:05.678+00:00"
+    );
+    assert_eq!(
+        user.last_login.unwrap().to_rfc3339(),
+        "2025-03-04T05:06:07.123+00:00"
+    );
+    let (status, _) = login(&app, "priya").await;
+    assert_eq!(status, StatusCode::OK);
+    let again = import_django(&app, &["--from", &url]);
+    assert!(
+        again.contains("users: created 0, updated 0, unchanged 1"),
+        "{again}"
     );
 }

@@ -4,7 +4,9 @@
 //! makes one); required under `CI=true`.
 use std::process::{Command, Output};
 
-use crate::helpers::{Backend, SIGNING_KEY, TestApp};
+use crate::helpers::{Backend, PASSWORD, SIGNING_KEY, TestApp};
+
+on_every_backend!(a_project_made_by_real_django_moves_to_tessera_unchanged);
 
 fn interop_python(test: &str) -> Option<String> {
     let python = std::env::var("TESSERA_INTEROP_PYTHON").ok();
@@ -162,5 +164,84 @@ async fn the_readme_downstream_examples_run_as_written() {
         let env = [("TOKEN", access.as_str()), ("REFRESH_TOKEN", &refresh)];
         let out = run(&python, &[&drf, &settings], &[&env[..], &jwks[..]].concat());
         assert!(succeeded(&out).contains("drf ok"), "{algorithm}");
+    }
+}
+
+/// The cutover, end to end: a project made by Django, DRF and SimpleJWT is imported; its users
+/// log in with their old passwords, its DRF key and refresh tokens keep working (the blacklisted
+/// one stays refused), and a DRF service verifying offline sees the same integer ids.
+async fn a_project_made_by_real_django_moves_to_tessera_unchanged(backend: Backend) {
+    use reqwest::StatusCode;
+    use serde_json::{Value, json};
+    let Some(python) =
+        interop_python("interop::a_project_made_by_real_django_moves_to_tessera_unchanged")
+    else {
+        return;
+    };
+    let script = interop_script("django_project.py");
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("django.sqlite3").display().to_string();
+    let made: Value = serde_json::from_str(&succeeded(&run(
+        &python,
+        &[&script, "create", &db, SIGNING_KEY],
+        &[],
+    )))
+    .unwrap();
+    let app = TestApp::spawn_with(backend, &[("TESSERA__ACCOUNTS__USER_ID", "integer")]).await;
+    let source = format!("sqlite://{db}");
+    let report = crate::django_import::import_django(&app, &["--from", &source]);
+    assert!(
+        report.contains("users: created 3, updated 0, unchanged 0, skipped 0"),
+        "{report}"
+    );
+
+    for name in ["alice", "bob", "carol"] {
+        let (status, pair) = crate::helpers::post(
+            &app,
+            "/api/token/",
+            json!({"username": name, "password": PASSWORD}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{name}: {pair}");
+        assert!(
+            app.stored_password_hash(name)
+                .await
+                .starts_with("$argon2id$"),
+            "{name}"
+        );
+        let id = made["users"][name]["id"].as_i64().unwrap().to_string();
+        let access = pair["access"].as_str().unwrap();
+        let verify = interop_script("django_project.py");
+        let out = succeeded(&run(
+            &python,
+            &[&verify, "verify", SIGNING_KEY, access, &id],
+            &[],
+        ));
+        assert!(out.contains("ok"), "{out}");
+    }
+    let key = made["key"].as_str().unwrap();
+    let (status, me) = crate::helpers::me(&app, &format!("Token {key}")).await;
+    assert_eq!(
+        (status, me["username"].clone()),
+        (StatusCode::OK, json!("alice"))
+    );
+    assert_eq!(me["id"], made["users"]["alice"]["id"]);
+    let live = made["live_refresh"].as_str().unwrap();
+    let (status, body) =
+        crate::helpers::post(&app, "/api/token/refresh/", json!({"refresh": live})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let blacklisted = made["blacklisted_refresh"].as_str().unwrap();
+    let (status, body) =
+        crate::helpers::post(&app, "/api/token/refresh/", json!({"refresh": blacklisted})).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+
+    let again = crate::django_import::import_django(&app, &["--from", &source]);
+    for line in [
+        "users: created 0, updated 0, unchanged 3, skipped 0",
+        "groups: created 0, updated 0, unchanged 1, skipped 0",
+        "token keys: created 0, updated 0, unchanged 1, skipped 0",
+        "refresh tokens: created 0, updated 0, unchanged 2, skipped 0",
+    ] {
+        assert!(again.contains(line), "{again}");
     }
 }
