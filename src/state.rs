@@ -14,7 +14,7 @@ use crate::{
         health::Readiness,
         import::Importer,
         keys::{KeyError, KeyRing},
-        opaque::OpaqueTokenService,
+        opaque::{OpaqueTokenService, OpaqueTokenStore},
         passwords::{PasswordHasher, PasswordRules},
         revocation::RevocationStore,
         roles::RoleView,
@@ -28,9 +28,13 @@ use crate::{
         database,
         groups::{CachedGroupStore, SqlGroupStore},
         import::SqlImportStore,
-        opaque::SqlOpaqueTokenStore,
+        opaque::{MirroredOpaqueStore, SqlOpaqueTokenStore},
         redis_conn::{RedisConn, redis_connection, warn_unless_noeviction},
-        revocation::{RedisRevocations, SqlRevocations},
+        revocation::{
+            MemoryRevocations, RedisRevocations, SqlRevocations,
+            bus::{self, Bus},
+            mirror::Mirror,
+        },
         throttle::{MemoryCounters, RateLimiterAndCounter, RedisCounters},
         tokens::SqlTokenLedger,
         users::{CachedUserStore, SqlUserStore},
@@ -72,13 +76,15 @@ impl AppState {
             warn_unless_noeviction(&redis.0).await;
             Some(redis)
         };
-        Self::wire(settings, db, redis)
+        let bus = start_bus(&settings, &db, redis.as_ref()).await?;
+        Self::wire(settings, db, redis, bus)
     }
 
     fn wire(
         settings: Settings,
         db: DatabaseConnection,
         redis: Option<(RedisConn, String)>,
+        bus: Option<Bus>,
     ) -> Result<Self, StartError> {
         let hasher = PasswordHasher::new(&settings.passwords)?;
         let rules = PasswordRules::new(&settings.passwords);
@@ -91,13 +97,27 @@ impl AppState {
             settings.accounts.users.user_id,
         );
 
-        let revocations: Arc<dyn RevocationStore> = match &redis {
-            None => Arc::new(SqlRevocations::new(db.clone())),
-            Some((conn, prefix)) => Arc::new(RedisRevocations::new(
-                SqlRevocations::new(db.clone()),
-                conn.clone(),
-                prefix,
-            )),
+        let sql_revocations = SqlRevocations::new(db.clone());
+        let revocations: Arc<dyn RevocationStore> = match (&redis, &bus) {
+            (Some((conn, prefix)), bus) => {
+                let store = RedisRevocations::new(
+                    sql_revocations.clone(),
+                    conn.clone(),
+                    prefix,
+                    bus.clone(),
+                );
+                if let Some(bus) = bus {
+                    bus::start_listener(
+                        settings.redis.url.clone(),
+                        bus.clone(),
+                        sql_revocations,
+                        store.clone(),
+                    );
+                }
+                Arc::new(store)
+            }
+            (None, Some(bus)) => Arc::new(MemoryRevocations::new(sql_revocations, bus.clone())),
+            (None, None) => Arc::new(sql_revocations),
         };
         let (throttle, guard) = limits(&settings, redis.as_ref());
         let users = Arc::new(UserService::new(
@@ -127,8 +147,15 @@ impl AppState {
         );
         // Opaque keys are derived under a subkey of the signing key: no second secret to manage.
         let opaque_secret = crypto::derive(&signing_material, Subkey::OpaqueKeys)?;
+        let opaque_store: Arc<dyn OpaqueTokenStore> = match bus {
+            Some(bus) => Arc::new(MirroredOpaqueStore::new(
+                SqlOpaqueTokenStore::new(db.clone()),
+                bus,
+            )),
+            None => Arc::new(SqlOpaqueTokenStore::new(db.clone())),
+        };
         let opaque = OpaqueTokenService::new(
-            Arc::new(SqlOpaqueTokenStore::new(db.clone())),
+            opaque_store,
             users.clone(),
             opaque_secret,
             settings.tokens.clone(),
@@ -163,6 +190,36 @@ impl AppState {
             importer: Arc::new(importer),
             database: db,
         })
+    }
+}
+
+/// The in-memory copy of the revocation list and of seen opaque keys, and how it stays exact:
+/// Redis pub/sub between instances, or (embedded SQLite, one process) the process itself.
+/// None: turned off, a Redis Cluster, or PostgreSQL without Redis (several instances could
+/// write with nothing to tell the others); checks then take the Redis/SQL path.
+async fn start_bus(
+    settings: &Settings,
+    db: &DatabaseConnection,
+    redis: Option<&(RedisConn, String)>,
+) -> Result<Option<Bus>, StartError> {
+    let m = &settings.memory;
+    if m.revocation_entries == 0 {
+        return Ok(None);
+    }
+    let r = &settings.redis;
+    match redis {
+        Some((conn, prefix)) if r.cluster_nodes.is_empty() => {
+            // Listening starts once the Redis store exists (see `wire`): it repairs Redis too.
+            let mirror = Mirror::new(m.revocation_entries, m.opaque_keys, false);
+            Ok(Some(Bus::redis(mirror, conn.clone(), format!("{prefix}events"))))
+        }
+        Some(_) => Ok(None),
+        None if settings.database.url.expose_secret().starts_with("sqlite:") => {
+            let bus = Bus::embedded(Mirror::new(m.revocation_entries, m.opaque_keys, true));
+            bus::start_embedded(&bus, SqlRevocations::new(db.clone())).await?;
+            Ok(Some(bus))
+        }
+        None => Ok(None),
     }
 }
 

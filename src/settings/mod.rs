@@ -37,6 +37,7 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub cors: crate::http::cors::CorsSettings,
     pub paths: crate::http::aliases::PathSettings,
+    pub memory: MemorySettings,
     /// `--dev`: allows an ephemeral or short signing key. Not a config key.
     #[serde(skip)]
     pub dev: bool,
@@ -126,6 +127,15 @@ pub struct AuditSettings {
     pub store_in_sql: bool,
     #[serde(deserialize_with = "duration")]
     pub retention: Duration,
+}
+
+/// `[memory]`: how much of the revocation list and of seen opaque keys each instance keeps.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemorySettings {
+    /// Revoked JTIs and cut-offs held; 0 turns the in-memory copy off.
+    pub revocation_entries: usize,
+    pub opaque_keys: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]

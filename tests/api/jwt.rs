@@ -741,7 +741,12 @@ async fn revocations_survive_a_redis_flush() {
         );
         return;
     }
-    let app = TestApp::spawn(Backend::Postgres).await;
+    // The Redis path itself (the fallback of the in-memory copy, tested in memory_copies.rs).
+    let app = TestApp::spawn_with(
+        Backend::Postgres,
+        &[("TESSERA__MEMORY__REVOCATION_ENTRIES", "0")],
+    )
+    .await;
     let mut redis = app.redis().await;
     let user = app.register("liz").await;
     let (access, refresh) = app.login(&user).await;

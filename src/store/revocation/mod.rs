@@ -1,10 +1,15 @@
 //! Revocation lists: SQL only (the embedded default), or Redis in front of SQL. SQL is always the
 //! record; Redis answers the per-request check in one round trip. A Redis that is unreachable,
 //! lost writes, or was flushed is never trusted: checks fall back to SQL until it is rebuilt.
+pub(crate) mod bus;
+mod memory;
+pub(crate) mod mirror;
 mod redis;
 mod sql;
 
+pub use memory::MemoryRevocations;
 pub use redis::RedisRevocations;
+pub(crate) use sql::next_sequence;
 pub use sql::SqlRevocations;
 
 #[cfg(test)]
@@ -59,7 +64,7 @@ mod tests {
                 return;
             }
         };
-        let store = RedisRevocations::new(sql().await, conn, &prefix);
+        let store = RedisRevocations::new(sql().await, conn, &prefix, None);
         store.rebuild().await.unwrap();
         a_late_older_cutoff_changes_nothing(&store).await;
         // Redis itself holds the newer cut-off (not only SQL behind it).

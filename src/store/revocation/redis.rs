@@ -9,6 +9,8 @@ use chrono::{DateTime, Utc};
 use tokio::sync::Mutex;
 use uuid::Uuid;
 
+use super::bus::Bus;
+use super::mirror::{Event, Message};
 use super::sql::SqlRevocations;
 use crate::{
     domain::{
@@ -39,11 +41,14 @@ pub struct RedisRevocations {
     sql_sequence: Arc<AtomicI64>,
     /// When SQL's sequence was last read (unix ms).
     last_sequence_read: Arc<AtomicI64>,
+    /// The in-memory copy checks are answered from while it is trusted (None: a cluster, or
+    /// turned off).
+    bus: Option<Bus>,
 }
 
 impl RedisRevocations {
     /// A store on `url`, connecting lazily with short timeouts; Redis being down at start is fine.
-    pub fn new(sql: SqlRevocations, redis: RedisConn, prefix: &str) -> Self {
+    pub fn new(sql: SqlRevocations, redis: RedisConn, prefix: &str, bus: Option<Bus>) -> Self {
         Self {
             sql,
             redis,
@@ -54,6 +59,16 @@ impl RedisRevocations {
             last_attempt: Arc::new(AtomicI64::new(0)),
             sql_sequence: Arc::new(AtomicI64::new(0)),
             last_sequence_read: Arc::new(AtomicI64::new(0)),
+            bus,
+        }
+    }
+
+    /// Applies `event` (numbered `seq`) to this instance's copy and adds its PUBLISH to `pipe`.
+    fn announce_in(&self, pipe: &mut redis::Pipeline, seq: i64, event: Event) {
+        if let Some(bus) = &self.bus {
+            let message = Message { seq, event };
+            bus.mirror.apply(&message);
+            bus.publish_in(pipe, &message);
         }
     }
 
@@ -108,6 +123,17 @@ impl RedisRevocations {
 
     fn epoch_key(&self) -> String {
         format!("{}epoch", self.prefix)
+    }
+
+    /// Stops trusting Redis and rebuilds it in the background (it may lack an entry).
+    pub fn repair(&self) {
+        self.stale.store(true, Ordering::SeqCst);
+        let store = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = store.rebuild().await {
+                tracing::warn!(error = %e, "rebuilding the Redis revocation list failed; retrying later");
+            }
+        });
     }
 
     /// Copies every live SQL entry into Redis, then writes the epoch marker.
@@ -255,6 +281,13 @@ impl RevocationStore for RedisRevocations {
                 .ignore();
         }
         self.raise_sequence(&mut pipe, sequence);
+        let event = Event::Jtis {
+            jtis: jtis
+                .iter()
+                .map(|r| (r.jti.clone(), r.expires_at.timestamp()))
+                .collect(),
+        };
+        self.announce_in(&mut pipe, sequence, event);
         let mut conn = self.redis.clone();
         if let Err(e) = pipe.query_async::<()>(&mut conn).await {
             self.write_failed(&e);
@@ -274,6 +307,12 @@ impl RevocationStore for RedisRevocations {
         let mut pipe = redis::pipe();
         self.set_cutoff(&mut pipe, user, cutoff, ttl(until, Utc::now()));
         self.raise_sequence(&mut pipe, sequence);
+        let event = Event::Cutoff {
+            user,
+            cutoff,
+            until: until.timestamp(),
+        };
+        self.announce_in(&mut pipe, sequence, event);
         let result = pipe.query_async::<()>(&mut conn).await;
         if let Err(e) = result {
             self.write_failed(&e);
@@ -287,6 +326,11 @@ impl RevocationStore for RedisRevocations {
         user: Option<Uuid>,
         iat: i64,
     ) -> Result<bool, StoreError> {
+        if let Some(answer) = self.bus.as_ref().and_then(|b| b.mirror.check(jti, user, iat)) {
+            metrics::counter!("tessera_revocation_checks_total", "answered_by" => "memory")
+                .increment(1);
+            return Ok(answer);
+        }
         self.refresh_sql_sequence();
         if self.stale.load(Ordering::SeqCst) {
             return self.sql_check(jti, user, iat).await;

@@ -21,8 +21,9 @@ fn err(e: sea_orm::DbErr) -> StoreError {
     store_error(e, "jti")
 }
 
-/// Raises the revocation sequence inside `txn` and returns its new value.
-async fn next_sequence(txn: &sea_orm::DatabaseTransaction) -> Result<i64, StoreError> {
+/// Raises the revocation sequence inside `txn` and returns its new value (opaque key deletions
+/// count too: they travel to the other instances' memory with these numbers).
+pub(crate) async fn next_sequence(txn: &sea_orm::DatabaseTransaction) -> Result<i64, StoreError> {
     revocation_sequence::Entity::update_many()
         .col_expr(
             revocation_sequence::Column::Value,
