@@ -2,9 +2,10 @@
 //! (`tests/browser/run-pages.mjs`), loads pages that the test serves from origins of its own and
 //! that call a Tessera with `fetch`, as a frontend would.
 //!
-//! A test starts a [`PageServer`] (one origin, `http://127.0.0.1:<port>`) with its pages, starts
-//! Tessera (usually with that origin in `cors.allowed_origins`), then [`Chromium::visit`]s page
-//! URLs (made with [`PageServer::url`], which passes Tessera's base URL as `?api=`). Each page
+//! A test starts a [`PageServer`] with its pages (one origin, `http://127.0.0.1:<port>`, or
+//! `localhost` for another site: [`PageServer::start_as`]), starts Tessera (usually with that
+//! origin in `cors.allowed_origins`), then [`Chromium::visit`]s page URLs (made with
+//! [`PageServer::url`], which passes Tessera's base URL as `?api=`). Each page
 //! includes `/page.js` (`tests/browser/page.js`: `tessera.call`, `tessera.json`, `tessera.run`)
 //! and publishes a JSON result; the test asserts on it. Pages visited in one `visit` share one
 //! browser context (cookies), as for a person moving between pages.
@@ -51,8 +52,16 @@ pub struct PageServer {
 }
 
 impl PageServer {
-    /// Serves each `(path, html)` and `/page.js` on a free port of 127.0.0.1.
+    /// Serves each `(path, html)` and `/page.js` on a free port of 127.0.0.1, as
+    /// `http://127.0.0.1:<port>`.
     pub async fn start(pages: &[(&str, String)]) -> Self {
+        Self::start_as("127.0.0.1", pages).await
+    }
+
+    /// The same, named `http://<host>:<port>` in its URLs: `"localhost"` (which Chromium maps to
+    /// the loopback) makes a page on another site than Tessera's 127.0.0.1, where `SameSite`
+    /// cookies are not sent; 127.0.0.1 on two ports is two origins but one site.
+    pub async fn start_as(host: &str, pages: &[(&str, String)]) -> Self {
         let mut route = Route::new().at(
             "/page.js",
             make_sync(|_| {
@@ -83,7 +92,7 @@ impl PageServer {
             ),
         );
         Self {
-            origin: format!("http://{addr}"),
+            origin: format!("http://{host}:{}", addr.port()),
             _stop: stop,
         }
     }
