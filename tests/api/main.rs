@@ -6,6 +6,7 @@ mod helpers;
 mod accounts;
 mod aliases;
 mod attacks;
+mod browser;
 mod cli;
 mod cors;
 mod django_hashes;
