@@ -7,7 +7,7 @@ use uuid::Uuid;
 use super::{
     DomainError, FieldErrors,
     account_tokens::{AccountTokens, Purpose},
-    mail::{Email, EmailKind, Mailer},
+    mail::{Email, EmailKind, MailLink, MailUser, Mailer},
     opaque::OpaqueTokenService,
     tokens::TokenService,
     users::{Registration, User, UserChange, UserRules, UserService},
@@ -396,21 +396,30 @@ impl AccountService {
         if user.email.is_empty() {
             return;
         }
-        let url = link.map(|(purpose, route)| {
-            let route = route
-                .replace("{uid}", &AccountTokens::uid(self.users.public_id(user)))
-                .replace("{token}", &self.links.make(purpose, user));
-            format!(
-                "{}/{}",
-                self.rules.site_url(),
-                route.trim_start_matches('/')
-            )
+        let id = self.users.public_id(user);
+        let link = link.map(|(purpose, route)| {
+            let uid = AccountTokens::uid(id);
+            let token = self.links.make(purpose, user);
+            let url = route
+                .replace("{uid}", &uid)
+                .replace("{token}", &token)
+                .trim_start_matches('/')
+                .to_owned();
+            MailLink { uid, token, url }
         });
         self.mailer.send(Email {
             kind,
             to: user.email.clone(),
-            username: user.username.clone(),
-            url,
+            user: MailUser {
+                id,
+                username: user.username.clone(),
+                email: user.email.clone(),
+                first_name: user.first_name.clone(),
+                last_name: user.last_name.clone(),
+            },
+            protocol: self.rules.protocol.clone(),
+            domain: self.rules.domain.clone(),
+            link,
         });
     }
 }

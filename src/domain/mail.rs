@@ -1,6 +1,7 @@
 //! What the account flows need from mail: hand over a message, never wait for delivery.
+use super::users::UserRef;
 
-/// Which message to send; each has a plain-text and an HTML template.
+/// Which message to send; each is one template with a subject, a text and an HTML body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EmailKind {
     Activation,
@@ -12,7 +13,17 @@ pub enum EmailKind {
 }
 
 impl EmailKind {
-    /// The template name (files `<name>.txt`, `<name>.html`, `<name>.subject` override the built-ins).
+    /// Every kind, for loading all templates at start.
+    pub const ALL: [EmailKind; 6] = [
+        EmailKind::Activation,
+        EmailKind::Confirmation,
+        EmailKind::PasswordReset,
+        EmailKind::PasswordChanged,
+        EmailKind::UsernameReset,
+        EmailKind::UsernameChanged,
+    ];
+
+    /// Djoser's template name without `email/` and `.html` (`activation` is `email/activation.html`).
     pub fn name(self) -> &'static str {
         match self {
             EmailKind::Activation => "activation",
@@ -23,15 +34,46 @@ impl EmailKind {
             EmailKind::UsernameChanged => "username_changed_confirmation",
         }
     }
+
+    /// Whether the message carries a link (and so `uid`, `token` and `url` in its context).
+    pub fn has_link(self) -> bool {
+        matches!(
+            self,
+            EmailKind::Activation | EmailKind::PasswordReset | EmailKind::UsernameReset
+        )
+    }
 }
 
-/// One message for one user; `url` is the link to follow, when the message has one.
+/// The user as a template sees it (Djoser passes the user model as `user`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MailUser {
+    /// The public id (`user.pk`, `user.id`): the UUID, or the integer in `integer` mode.
+    pub id: UserRef,
+    pub username: String,
+    pub email: String,
+    pub first_name: String,
+    pub last_name: String,
+}
+
+/// The link of a message: Djoser's `uid`, `token` and `url` (the frontend route with both
+/// filled in, without the leading `/`: templates write `{{ protocol }}://{{ domain }}/{{ url }}`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MailLink {
+    pub uid: String,
+    pub token: String,
+    pub url: String,
+}
+
+/// One message for one user, with what Djoser puts into the template's context.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Email {
     pub kind: EmailKind,
     pub to: String,
-    pub username: String,
-    pub url: Option<String>,
+    pub user: MailUser,
+    /// The scheme and host of the frontend (`accounts.protocol`, `accounts.domain`).
+    pub protocol: String,
+    pub domain: String,
+    pub link: Option<MailLink>,
 }
 
 /// Queues a message for background delivery; returns at once whatever the mail server does.

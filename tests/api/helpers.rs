@@ -179,6 +179,13 @@ impl TestApp {
 
     /// Starts an app with extra `TESSERA__...` settings.
     pub async fn spawn_with(backend: Backend, extra: &[(&str, &str)]) -> Self {
+        Self::try_spawn_with(backend, extra)
+            .await
+            .unwrap_or_else(|e| panic!("app starts: {e}"))
+    }
+
+    /// Like [`TestApp::spawn_with`], with the reason the app refused to start as the error.
+    pub async fn try_spawn_with(backend: Backend, extra: &[(&str, &str)]) -> Result<Self, String> {
         let dir = tempfile::tempdir().unwrap();
         let database_url = match backend {
             Backend::Sqlite => format!("sqlite://{}/tessera.db", dir.path().display()),
@@ -216,21 +223,23 @@ impl TestApp {
         }
         env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let settings = Settings::load_from(env).expect("test settings");
-        let app = Application::build(settings).await.expect("app starts");
+        let app = Application::build(settings)
+            .await
+            .map_err(|e| e.to_string())?;
         let addr = app.local_addr().expect("bound address");
         let app_state = app.state().clone();
         let (stop, stopped) = oneshot::channel::<()>();
         tokio::spawn(app.run_until(async move {
             let _ = stopped.await;
         }));
-        Self {
+        Ok(Self {
             base: format!("http://{addr}"),
             redis_prefix,
             client: client(),
             app_state,
             _dir: dir,
             _stop: stop,
-        }
+        })
     }
 
     pub fn request(&self, method: Method, path: &str) -> RequestBuilder {

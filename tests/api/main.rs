@@ -17,6 +17,7 @@ mod groups;
 mod interop;
 mod jwt;
 mod jwt_keys;
+mod mail_templates;
 mod opaque;
 mod openapi;
 mod operations;

@@ -1,19 +1,24 @@
 //! Outbound mail: templates rendered here, delivered by a background task through SMTP (lettre),
 //! .eml files in a folder (the embedded default) or the log. The request path only enqueues.
+mod django;
+mod render;
+
 use std::{
     path::{Path, PathBuf},
     time::Duration,
 };
 
 use lettre::{
-    AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor, message::MultiPart,
+    AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
+    message::{MultiPart, SinglePart},
     transport::smtp::authentication::Credentials,
 };
 use secrecy::ExposeSecret;
 use tokio::sync::mpsc;
 
+use self::render::MailTemplates;
 use crate::{
-    domain::mail::{Email, EmailKind, Mailer},
+    domain::mail::{Email, Mailer},
     settings::{EmailBackend, EmailSettings, SmtpSecurity},
 };
 
@@ -40,12 +45,15 @@ pub struct MailQueue {
 pub struct MailError(String);
 
 struct Renderer {
-    settings: EmailSettings,
+    from: lettre::message::Mailbox,
+    templates: MailTemplates,
 }
 
 impl MailQueue {
     /// Starts the delivery task (on the current runtime).
     pub fn start(settings: EmailSettings) -> Result<Self, MailError> {
+        let templates = MailTemplates::load(settings.templates_dir.as_deref(), &settings.site_name)
+            .map_err(MailError)?;
         let transport = match settings.backend {
             EmailBackend::Smtp => {
                 let builder = match settings.smtp_security {
@@ -85,7 +93,11 @@ impl MailQueue {
             EmailBackend::Console => Transport::Console,
         };
         let (sender, receiver) = mpsc::channel(QUEUE);
-        tokio::spawn(deliver(receiver, transport, Renderer { settings }));
+        let renderer = Renderer {
+            from: settings.from.clone(),
+            templates,
+        };
+        tokio::spawn(deliver(receiver, transport, renderer));
         Ok(Self { sender })
     }
 }
@@ -165,81 +177,20 @@ async fn write_private_eml(folder: &Path, message: &[u8]) -> std::io::Result<()>
 
 impl Renderer {
     fn render(&self, email: &Email) -> Result<Message, String> {
-        let s = &self.settings;
-        let (subject, text, html) = builtin(email.kind);
-        let name = email.kind.name();
-        let subject = self
-            .template(name, "subject")
-            .unwrap_or_else(|| subject.to_owned());
-        let text = self
-            .template(name, "txt")
-            .unwrap_or_else(|| text.to_owned());
-        let html = self
-            .template(name, "html")
-            .unwrap_or_else(|| html.to_owned());
-        let fill = |t: &str, escape: bool| {
-            let value = |v: &str| if escape { html_escape(v) } else { v.to_owned() };
-            t.replace("{site_name}", &value(&s.site_name))
-                .replace("{username}", &value(&email.username))
-                .replace("{url}", &value(email.url.as_deref().unwrap_or("")))
-        };
-        Message::builder()
-            .from(s.from.clone())
+        let rendered = self.templates.render(email)?;
+        let builder = Message::builder()
+            .from(self.from.clone())
             .to(email.to.parse().map_err(|e| format!("to: {e}"))?)
-            .subject(fill(subject.trim(), false))
-            .multipart(MultiPart::alternative_plain_html(
-                fill(&text, false),
-                fill(&html, true),
-            ))
-            .map_err(|e| e.to_string())
-    }
-
-    /// An operator's template file, if there is one.
-    fn template(&self, name: &str, extension: &str) -> Option<String> {
-        let folder = self.settings.templates_dir.as_deref()?;
-        std::fs::read_to_string(PathBuf::from(folder).join(format!("{name}.{extension}"))).ok()
-    }
-}
-
-fn html_escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
-/// Subject, text and HTML of each message; `{site_name}`, `{username}` and `{url}` are filled in.
-fn builtin(kind: EmailKind) -> (&'static str, &'static str, &'static str) {
-    match kind {
-        EmailKind::Activation => (
-            "Account activation on {site_name}",
-            "Hello {username},\n\nplease go to the following page to activate your account on {site_name}:\n\n{url}\n\nThanks for using our site!\n",
-            "<p>Hello {username},</p><p>please go to the following page to activate your account on {site_name}:</p><p><a href=\"{url}\">{url}</a></p><p>Thanks for using our site!</p>",
-        ),
-        EmailKind::Confirmation => (
-            "{site_name} - Your account has been successfully created and activated!",
-            "Hello {username},\n\nyour account has been created and is ready to use.\n",
-            "<p>Hello {username},</p><p>your account has been created and is ready to use.</p>",
-        ),
-        EmailKind::PasswordReset => (
-            "Password reset on {site_name}",
-            "You're receiving this email because you requested a password reset for your user account at {site_name}.\n\nPlease go to the following page and choose a new password:\n\n{url}\n\nYour username, in case you've forgotten: {username}\n",
-            "<p>You're receiving this email because you requested a password reset for your user account at {site_name}.</p><p>Please go to the following page and choose a new password:</p><p><a href=\"{url}\">{url}</a></p><p>Your username, in case you've forgotten: {username}</p>",
-        ),
-        EmailKind::PasswordChanged => (
-            "{site_name} - Your password has been successfully changed!",
-            "Hello {username},\n\nyour password has been changed. If you did not do this, reset it now.\n",
-            "<p>Hello {username},</p><p>your password has been changed. If you did not do this, reset it now.</p>",
-        ),
-        EmailKind::UsernameReset => (
-            "Username reset on {site_name}",
-            "You're receiving this email because you requested a username reset for your user account at {site_name}.\n\nPlease go to the following page and choose a new username:\n\n{url}\n",
-            "<p>You're receiving this email because you requested a username reset for your user account at {site_name}.</p><p>Please go to the following page and choose a new username:</p><p><a href=\"{url}\">{url}</a></p>",
-        ),
-        EmailKind::UsernameChanged => (
-            "{site_name} - Your username has been successfully changed!",
-            "Hello {username},\n\nyour username has been changed.\n",
-            "<p>Hello {username},</p><p>your username has been changed.</p>",
-        ),
+            .subject(rendered.subject);
+        // As Djoser: both bodies make an alternative, one alone is the message.
+        match (rendered.text, rendered.html) {
+            (Some(text), Some(html)) => {
+                builder.multipart(MultiPart::alternative_plain_html(text, html))
+            }
+            (Some(text), None) => builder.singlepart(SinglePart::plain(text)),
+            (None, Some(html)) => builder.singlepart(SinglePart::html(html)),
+            (None, None) => return Err("the template rendered no text and no HTML body".into()),
+        }
+        .map_err(|e| e.to_string())
     }
 }
