@@ -105,6 +105,7 @@ impl AppState {
         let readiness = Readiness::new(
             user_store.clone(),
             redis.as_ref().map(|_| revocations.clone()),
+            settings.health.redis_required,
         );
         let (keys, signing_material) = load_keys(&settings)?;
         let tokens = TokenService::new(
