@@ -130,6 +130,7 @@ impl AppState {
         let readiness = Readiness::new(
             user_store.clone(),
             redis.as_ref().map(|_| revocations.clone()),
+            settings.health.redis_required,
         );
         let (keys, signing_material) = load_keys(&settings)?;
         let importer = Importer::new(
@@ -211,7 +212,11 @@ async fn start_bus(
         Some((conn, prefix)) if r.cluster_nodes.is_empty() => {
             // Listening starts once the Redis store exists (see `wire`): it repairs Redis too.
             let mirror = Mirror::new(m.revocation_entries, m.opaque_keys, false);
-            Ok(Some(Bus::redis(mirror, conn.clone(), format!("{prefix}events"))))
+            Ok(Some(Bus::redis(
+                mirror,
+                conn.clone(),
+                format!("{prefix}events"),
+            )))
         }
         Some(_) => Ok(None),
         None if settings.database.url.expose_secret().starts_with("sqlite:") => {

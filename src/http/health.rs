@@ -2,7 +2,7 @@
 use poem::web::Data;
 use poem_openapi::{ApiResponse, Object, OpenApi, Tags, payload::Json};
 
-use crate::state::AppState;
+use crate::{domain::health::Status, state::AppState};
 
 #[derive(Tags)]
 enum Tag {
@@ -14,7 +14,7 @@ enum Tag {
 #[derive(Object)]
 #[oai(rename = "Health", skip_serializing_if_is_none)]
 pub struct HealthBody {
-    /// "ok" or "unavailable".
+    /// "ok", "degraded" (serving without Redis) or "unavailable".
     pub status: String,
     /// "ok" or "unavailable" (absent for liveness).
     pub database: Option<String>,
@@ -24,7 +24,7 @@ pub struct HealthBody {
 
 #[derive(ApiResponse)]
 pub enum Probe {
-    /// Serving.
+    /// Serving (readiness: `"degraded"` while a Redis that is not required is unreachable).
     #[oai(status = 200)]
     Ok(Json<HealthBody>),
     /// A dependency is down; the body says which.
@@ -47,6 +47,9 @@ impl HealthApi {
     }
 
     /// The database (and Redis, when configured) answer; checked with a 1 s timeout, cached 1 s.
+    ///
+    /// An unreachable Redis answers 200 with `"status": "degraded"` (Tessera serves from SQL),
+    /// or 503 with `health.redis_required`; an unreachable database always answers 503.
     #[oai(path = "/health/ready", method = "get")]
     async fn ready(&self, state: Data<&AppState>) -> Probe {
         let report = state.readiness.check().await;
@@ -57,16 +60,27 @@ impl HealthApi {
                 "unavailable".to_owned()
             }
         };
+        let status = report.status();
         let body = HealthBody {
-            status: word(report.ready()),
+            status: match status {
+                Status::Ok => "ok",
+                Status::Degraded => "degraded",
+                Status::Unavailable => "unavailable",
+            }
+            .to_owned(),
             database: Some(word(report.database)),
             redis: report.redis.map(word),
         };
-        if report.ready() {
-            Probe::Ok(Json(body))
-        } else {
-            tracing::warn!(database = report.database, redis = ?report.redis, "not ready");
-            Probe::Unavailable(Json(body), "1".into())
+        match status {
+            Status::Ok => Probe::Ok(Json(body)),
+            Status::Degraded => {
+                tracing::warn!("degraded: Redis unreachable, serving from SQL");
+                Probe::Ok(Json(body))
+            }
+            Status::Unavailable => {
+                tracing::warn!(database = report.database, redis = ?report.redis, "not ready");
+                Probe::Unavailable(Json(body), "1".into())
+            }
         }
     }
 }

@@ -38,6 +38,7 @@ pub struct Settings {
     pub cors: crate::http::cors::CorsSettings,
     pub paths: crate::http::aliases::PathSettings,
     pub memory: MemorySettings,
+    pub health: HealthSettings,
     /// `--dev`: allows an ephemeral or short signing key. Not a config key.
     #[serde(skip)]
     pub dev: bool,
@@ -119,6 +120,14 @@ pub struct AuthSettings {
     /// HTTP Basic (DRF's BasicAuthentication): a full password check per request, so off by
     /// default; off, a `Basic` header is ignored like any unknown scheme.
     pub basic: bool,
+}
+
+/// `[health]`: what `/health/ready` counts as not ready.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthSettings {
+    /// An unreachable Redis answers 503 instead of 200 "degraded".
+    pub redis_required: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -15,6 +15,10 @@ fn defaults_load() {
     assert_eq!(s.database.url.expose_secret(), "sqlite://data/tessera.db");
     assert_eq!(s.server.shutdown_timeout, Duration::from_secs(10));
     assert!(!s.auth.basic, "Basic authentication is opt-in");
+    assert!(
+        !s.health.redis_required,
+        "a Redis outage degrades readiness, it does not fail it"
+    );
 }
 
 #[test]

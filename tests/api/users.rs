@@ -20,6 +20,7 @@ on_every_backend!(
     missing_or_bad_credentials_answer_401_with_a_challenge,
     bad_bodies_answer_drf_shaped_4xx,
     health_probes_answer,
+    an_unreachable_redis_degrades_readiness_unless_it_is_required,
     a_deactivation_elsewhere_shows_within_the_user_cache_ttl,
     user_bodies_show_sorted_groups_and_staff_flags,
     paginated_lists_show_roles_of_every_user_on_the_page,
@@ -897,6 +898,54 @@ async fn health_probes_answer(backend: Backend) {
         Backend::Postgres => json!({"status": "ok", "database": "ok", "redis": "ok"}),
     };
     assert_eq!(body, expected);
+}
+
+async fn an_unreachable_redis_degrades_readiness_unless_it_is_required(backend: Backend) {
+    // Port 9 (discard) is closed here: every Redis call fails fast.
+    let redis_down = ("REDIS_URL", "redis://127.0.0.1:9/0");
+    let app = TestApp::spawn_with(backend, &[redis_down]).await;
+    let ready = || async {
+        answer(
+            app.request(Method::GET, "/health/ready")
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    };
+    let (status, body) = ready().await;
+    assert_eq!(
+        (status, body),
+        (
+            StatusCode::OK,
+            json!({"status": "degraded", "database": "ok", "redis": "unavailable"})
+        ),
+        "serving from SQL: a Redis outage must not pull the instance out of the load balancer"
+    );
+    // The instance really serves: a registration and a login go through.
+    let user = app.register("degraded").await;
+    app.login(&user).await;
+
+    let app = TestApp::spawn_with(
+        backend,
+        &[redis_down, ("TESSERA__HEALTH__REDIS_REQUIRED", "true")],
+    )
+    .await;
+    let response = app
+        .request(Method::GET, "/health/ready")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["retry-after"], "1");
+    let (status, body) = answer(response).await;
+    assert_eq!(
+        (status, body),
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"status": "unavailable", "database": "ok", "redis": "unavailable"})
+        ),
+        "health.redis_required makes Redis fatal"
+    );
 }
 
 async fn a_deactivation_elsewhere_shows_within_the_user_cache_ttl(backend: Backend) {

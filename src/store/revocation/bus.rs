@@ -69,7 +69,10 @@ impl Bus {
 
 /// Reloads the copy from SQL: the sequence first, then the entries (an event committed in
 /// between is in the entries or arrives on the channel, and counts either way).
-pub async fn resync(mirror: &Mirror, sql: &SqlRevocations) -> Result<(), crate::domain::StoreError> {
+pub async fn resync(
+    mirror: &Mirror,
+    sql: &SqlRevocations,
+) -> Result<(), crate::domain::StoreError> {
     let seq = sql.sequence().await?;
     let (jtis, cutoffs) = sql.live_entries(chrono::Utc::now()).await?;
     let jtis = jtis
@@ -98,7 +101,11 @@ async fn heartbeat(
     metrics::gauge!("tessera_revocation_memory_entries", "kind" => "jti").set(jtis as f64);
     metrics::gauge!("tessera_revocation_memory_entries", "kind" => "cutoff").set(cutoffs as f64);
     metrics::gauge!("tessera_revocation_memory_entries", "kind" => "key").set(keys as f64);
-    metrics::gauge!("tessera_revocation_memory_trusted").set(if mirror.is_trusted() { 1.0 } else { 0.0 });
+    metrics::gauge!("tessera_revocation_memory_trusted").set(if mirror.is_trusted() {
+        1.0
+    } else {
+        0.0
+    });
     let sql_seq = match sql.sequence().await {
         Ok(s) => s,
         Err(e) => {
@@ -130,7 +137,10 @@ async fn heartbeat(
 }
 
 /// The embedded setup: load now, then watch SQL for other processes' writes.
-pub async fn start_embedded(bus: &Bus, sql: SqlRevocations) -> Result<(), crate::domain::StoreError> {
+pub async fn start_embedded(
+    bus: &Bus,
+    sql: SqlRevocations,
+) -> Result<(), crate::domain::StoreError> {
     resync(&bus.mirror, &sql).await?;
     let mirror = bus.mirror.clone();
     tokio::spawn(async move {
@@ -155,7 +165,9 @@ pub fn start_listener(url: String, bus: Bus, sql: SqlRevocations, redis: RedisRe
         loop {
             match listen(&url, &channel, &bus.mirror, &sql, &redis).await {
                 Ok(()) => backoff = Duration::from_millis(100),
-                Err(e) => tracing::warn!(error = %e, "revocation channel down: checks use Redis/SQL until it is back"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "revocation channel down: checks use Redis/SQL until it is back")
+                }
             }
             bus.mirror.distrust();
             tokio::time::sleep(backoff).await;

@@ -344,7 +344,11 @@ mod tests {
         for (seq, name) in [(3, "a"), (4, "b"), (5, "c")] {
             m.apply(&jti(seq, name));
         }
-        assert_eq!(m.check(Some("a"), None, 0), None, "over the cap: not trusted");
+        assert_eq!(
+            m.check(Some("a"), None, 0),
+            None,
+            "over the cap: not trusted"
+        );
     }
 
     #[test]

@@ -9,8 +9,8 @@ mod sql;
 
 pub use memory::MemoryRevocations;
 pub use redis::RedisRevocations;
-pub(crate) use sql::next_sequence;
 pub use sql::SqlRevocations;
+pub(crate) use sql::next_sequence;
 
 #[cfg(test)]
 mod tests {

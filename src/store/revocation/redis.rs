@@ -326,7 +326,11 @@ impl RevocationStore for RedisRevocations {
         user: Option<Uuid>,
         iat: i64,
     ) -> Result<bool, StoreError> {
-        if let Some(answer) = self.bus.as_ref().and_then(|b| b.mirror.check(jti, user, iat)) {
+        if let Some(answer) = self
+            .bus
+            .as_ref()
+            .and_then(|b| b.mirror.check(jti, user, iat))
+        {
             metrics::counter!("tessera_revocation_checks_total", "answered_by" => "memory")
                 .increment(1);
             return Ok(answer);
