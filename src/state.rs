@@ -56,6 +56,8 @@ pub struct AppState {
     pub throttle: Option<Arc<Throttle>>,
     /// `tessera import-django`.
     pub importer: Arc<Importer>,
+    /// This instance's in-memory copy of the revocation list, when it keeps one.
+    pub memory: Option<Arc<Mirror>>,
     /// The pool, for the audit writer and operators' tooling.
     pub database: DatabaseConnection,
 }
@@ -119,6 +121,7 @@ impl AppState {
             (None, Some(bus)) => Arc::new(MemoryRevocations::new(sql_revocations, bus.clone())),
             (None, None) => Arc::new(sql_revocations),
         };
+        let memory = bus.as_ref().map(|b| b.mirror.clone());
         let (throttle, guard) = limits(&settings, redis.as_ref());
         let users = Arc::new(UserService::new(
             user_store.clone(),
@@ -189,6 +192,7 @@ impl AppState {
             readiness: Arc::new(readiness),
             throttle,
             importer: Arc::new(importer),
+            memory,
             database: db,
         })
     }

@@ -7,7 +7,7 @@ pub(crate) mod groups;
 pub mod import;
 pub(crate) mod opaque;
 pub(crate) mod redis_conn;
-pub(crate) mod revocation;
+pub mod revocation;
 pub(crate) mod throttle;
 pub(crate) mod tokens;
 pub mod users;

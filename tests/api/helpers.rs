@@ -242,6 +242,33 @@ impl TestApp {
         })
     }
 
+    /// `count` instances on one PostgreSQL database and one Redis key prefix, as a deployment
+    /// runs them; `extra` settings for all.
+    pub async fn spawn_instances(count: usize, extra: &[(&str, &str)]) -> Vec<Self> {
+        let first = Self::spawn_with(Backend::Postgres, extra).await;
+        let url =
+            secrecy::ExposeSecret::expose_secret(&first.app_state.settings.database.url).to_owned();
+        let prefix = first.redis_prefix.clone().expect("a Redis prefix");
+        let mut shared: Vec<(&str, &str)> = extra.to_vec();
+        shared.push(("DATABASE_URL", &url));
+        shared.push(("TESSERA__REDIS__KEY_PREFIX", &prefix));
+        let mut all = vec![first];
+        for _ in 1..count {
+            let mut next = Self::spawn_with(Backend::Postgres, &shared).await;
+            next.redis_prefix = Some(prefix.clone());
+            all.push(next);
+        }
+        all
+    }
+
+    /// Whether this instance answers revocation checks from memory now.
+    pub fn memory_trusted(&self) -> bool {
+        self.app_state
+            .memory
+            .as_ref()
+            .is_some_and(|m| m.is_trusted())
+    }
+
     pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
         self.client
             .request(method, format!("{}{}", self.base, path))

@@ -18,6 +18,7 @@ mod interop;
 mod jwt;
 mod jwt_keys;
 mod mail_templates;
+mod memory_copies;
 mod opaque;
 mod openapi;
 mod operations;

@@ -215,7 +215,11 @@ impl Mirror {
             lists.seen = next;
             next += 1;
         }
-        lists.gap_since = (!lists.ahead.is_empty()).then(Instant::now);
+        // What is still ahead is beyond SQL's sequence when it was read: either on its way
+        // (its data is applied; the heartbeat finds SQL ahead if a number is really missing)
+        // or not a real number at all. Waiting for it would never end.
+        lists.ahead.clear();
+        lists.gap_since = None;
         lists.loaded = true;
     }
 

@@ -3,7 +3,7 @@
 //! lost writes, or was flushed is never trusted: checks fall back to SQL until it is rebuilt.
 pub(crate) mod bus;
 mod memory;
-pub(crate) mod mirror;
+pub mod mirror;
 mod redis;
 mod sql;
 
