@@ -641,3 +641,65 @@ impl Drop for ServerProcess {
         let _ = self.child.wait();
     }
 }
+
+/// A Redis of a test's own, on a Unix socket in `dir` (no TCP port to pick and race for), so
+/// killing its clients or the server itself touches no other test. Killed when dropped; starting
+/// it again on the same `dir` gives the same URL, empty.
+pub struct OwnRedis {
+    child: std::process::Child,
+    socket: String,
+}
+
+impl OwnRedis {
+    /// None when there is no `redis-server` binary.
+    pub fn start(dir: &std::path::Path) -> Option<Self> {
+        let socket = dir.join("redis.sock").display().to_string();
+        let child = std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                "0",
+                "--unixsocket",
+                &socket,
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .ok()?;
+        Some(Self { child, socket })
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis+unix://{}", self.socket)
+    }
+
+    /// One command on a fresh connection.
+    pub async fn cmd(&self, args: &[&str]) -> redis::RedisResult<redis::Value> {
+        let client = redis::Client::open(self.url())?;
+        let mut conn = client.get_multiplexed_async_connection().await?;
+        let mut cmd = redis::cmd(args[0]);
+        for a in &args[1..] {
+            cmd.arg(*a);
+        }
+        cmd.query_async(&mut conn).await
+    }
+
+    /// Waits (at most 10 s) until it answers PING.
+    pub async fn answers(&self) {
+        eventually(
+            std::time::Duration::from_secs(10),
+            "redis-server answers",
+            || async { self.cmd(&["PING"]).await.is_ok() },
+        )
+        .await;
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

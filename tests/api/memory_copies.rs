@@ -152,67 +152,6 @@ async fn a_revocation_on_one_instance_is_refused_by_the_others_at_once() {
     );
 }
 
-/// A Redis of the test's own (a Unix socket in its folder), so killing its subscribers or the
-/// server itself touches no other test.
-struct OwnRedis {
-    child: std::process::Child,
-    socket: String,
-    _dir: tempfile::TempDir,
-}
-
-impl OwnRedis {
-    fn start(dir: tempfile::TempDir) -> Option<Self> {
-        let socket = dir.path().join("redis.sock").display().to_string();
-        let child = std::process::Command::new("redis-server")
-            .args([
-                "--port",
-                "0",
-                "--unixsocket",
-                &socket,
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .ok()?;
-        Some(Self {
-            child,
-            socket,
-            _dir: dir,
-        })
-    }
-
-    fn url(&self) -> String {
-        format!("redis+unix://{}", self.socket)
-    }
-
-    async fn cmd(&self, args: &[&str]) -> redis::RedisResult<redis::Value> {
-        let client = redis::Client::open(self.url()).unwrap();
-        let mut conn = client.get_multiplexed_async_connection().await?;
-        let mut cmd = redis::cmd(args[0]);
-        for a in &args[1..] {
-            cmd.arg(*a);
-        }
-        cmd.query_async(&mut conn).await
-    }
-
-    async fn answers(&self) {
-        eventually(Duration::from_secs(10), "redis-server answers", || async {
-            self.cmd(&["PING"]).await.is_ok()
-        })
-        .await;
-    }
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Hammers every instance with the revoked tokens and keys; counts any acceptance after its
 /// revocation returned.
 struct Watch {
@@ -326,7 +265,8 @@ async fn dropped_subscriptions_gaps_and_a_restarted_redis_never_let_a_revocation
             "PostgreSQL or Redis unreachable",
         );
     }
-    let Some(mut redis) = OwnRedis::start(tempfile::tempdir().unwrap()) else {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(redis) = OwnRedis::start(dir.path()) else {
         return skip(
             "memory_copies::dropped_subscriptions",
             "no redis-server binary",
@@ -369,7 +309,6 @@ async fn dropped_subscriptions_gaps_and_a_restarted_redis_never_let_a_revocation
 
     // 3. Redis restarted empty: subscriptions drop, a revocation made while it is down reaches
     //    SQL only, and once Redis is back every copy reloads it.
-    let dir = std::mem::replace(&mut redis._dir, tempfile::tempdir().unwrap());
     drop(redis);
     let (access, refresh) = apps[1].login(&user).await;
     for app in &apps {
@@ -386,7 +325,7 @@ async fn dropped_subscriptions_gaps_and_a_restarted_redis_never_let_a_revocation
         .lock()
         .unwrap()
         .push(("Bearer".into(), access, Instant::now()));
-    let restarted = OwnRedis::start(dir).unwrap();
+    let restarted = OwnRedis::start(dir.path()).unwrap();
     restarted.answers().await;
     all_trusted(&apps).await;
     revoke_some(&apps[2], &apps, &user, &revoked).await;

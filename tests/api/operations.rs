@@ -655,34 +655,17 @@ async fn audit_events_carry_context_and_no_secrets() {
 /// throughout, and Redis is rebuilt from SQL once it is back.
 #[tokio::test]
 async fn a_killed_and_restarted_redis_never_lets_a_revoked_token_back() {
-    // A Unix socket in the test's own folder (no TCP port to pick and race for).
     let dir = tempfile::tempdir().unwrap();
-    let socket = dir.path().join("redis.sock").display().to_string();
-    let start = || {
-        std::process::Command::new("redis-server")
-            .args([
-                "--port",
-                "0",
-                "--unixsocket",
-                &socket,
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(std::process::Stdio::null())
-            .spawn()
-    };
-    let Ok(redis) = start() else {
+    let Some(redis) = crate::helpers::OwnRedis::start(dir.path()) else {
         crate::helpers::skip(
             "operations::a_killed_and_restarted_redis_never_lets_a_revoked_token_back",
             "no redis-server binary",
         );
         return;
     };
-    let mut redis = KillOnDrop(redis);
-    let url: &'static str = Box::leak(format!("redis+unix://{socket}").into_boxed_str());
-    redis_answers(url).await;
+    redis.answers().await;
+    let url = redis.url();
+    let url = url.as_str();
     let app = TestApp::spawn_with(Backend::Sqlite, &[("REDIS_URL", url)]).await;
     let user = app.register("redisfault").await;
     let (access, refresh) = app.login(&user).await;
@@ -712,20 +695,14 @@ async fn a_killed_and_restarted_redis_never_lets_a_revoked_token_back() {
     );
 
     // FLUSHALL: the epoch marker goes with the data, so the loss is noticed and SQL answers.
-    let flusher = redis::Client::open(url).unwrap();
-    let mut conn = flusher.get_multiplexed_async_connection().await.unwrap();
-    redis::cmd("FLUSHALL")
-        .query_async::<()>(&mut conn)
-        .await
-        .unwrap();
+    redis.cmd(&["FLUSHALL"]).await.unwrap();
     assert_eq!(
         refused().await,
         (StatusCode::BAD_REQUEST, StatusCode::UNAUTHORIZED),
         "flushed: still refused"
     );
 
-    redis.0.kill().unwrap();
-    let _ = redis.0.wait();
+    drop(redis);
     // A revocation made during the outage reaches SQL, and Redis after the rebuild.
     let (_, during) = app.login(&user).await;
     assert_eq!(
@@ -740,8 +717,8 @@ async fn a_killed_and_restarted_redis_never_lets_a_revoked_token_back() {
         "Redis dead: SQL answers"
     );
 
-    redis = KillOnDrop(start().unwrap());
-    redis_answers(url).await;
+    let redis = crate::helpers::OwnRedis::start(dir.path()).unwrap();
+    redis.answers().await;
     assert_eq!(
         refused().await,
         (StatusCode::BAD_REQUEST, StatusCode::UNAUTHORIZED),
@@ -771,26 +748,6 @@ async fn a_killed_and_restarted_redis_never_lets_a_revoked_token_back() {
     );
 }
 
-/// Waits (at most 10 s) until the Redis at `url` answers PING.
-async fn redis_answers(url: &str) {
-    let client = redis::Client::open(url).unwrap();
-    eventually(
-        std::time::Duration::from_secs(10),
-        "redis-server answers",
-        || async {
-            match client.get_multiplexed_async_connection().await {
-                Ok(mut conn) => redis::cmd("PING")
-                    .query_async::<String>(&mut conn)
-                    .await
-                    .is_ok(),
-                Err(_) => false,
-            }
-        },
-    )
-    .await;
-}
-
-/// A child process that dies with the test, even when an assertion fails first.
 struct KillOnDrop(std::process::Child);
 
 impl Drop for KillOnDrop {

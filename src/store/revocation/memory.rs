@@ -26,13 +26,9 @@ impl MemoryRevocations {
 impl RevocationStore for MemoryRevocations {
     async fn revoke(&self, jtis: &[RevokedJti]) -> Result<(), StoreError> {
         let seq = self.sql.revoke_counted(jtis).await?;
-        let jtis = jtis
-            .iter()
-            .map(|r| (r.jti.clone(), r.expires_at.timestamp()))
-            .collect();
         self.bus.mirror.apply(&Message {
             seq,
-            event: Event::Jtis { jtis },
+            event: Event::revoked(jtis),
         });
         Ok(())
     }
@@ -46,11 +42,7 @@ impl RevocationStore for MemoryRevocations {
         let seq = self.sql.revoke_user_counted(user, cutoff, until).await?;
         self.bus.mirror.apply(&Message {
             seq,
-            event: Event::Cutoff {
-                user,
-                cutoff,
-                until: until.timestamp(),
-            },
+            event: Event::cutoff(user, cutoff, until),
         });
         Ok(())
     }

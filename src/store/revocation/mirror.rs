@@ -35,6 +35,27 @@ pub enum Event {
     },
 }
 
+impl Event {
+    /// The event of `RevocationStore::revoke`.
+    pub fn revoked(jtis: &[crate::domain::revocation::RevokedJti]) -> Self {
+        Event::Jtis {
+            jtis: jtis
+                .iter()
+                .map(|r| (r.jti.clone(), r.expires_at.timestamp()))
+                .collect(),
+        }
+    }
+
+    /// The event of `RevocationStore::revoke_user`.
+    pub fn cutoff(user: Uuid, cutoff: i64, until: chrono::DateTime<Utc>) -> Self {
+        Event::Cutoff {
+            user,
+            cutoff,
+            until: until.timestamp(),
+        }
+    }
+}
+
 /// An event with the revocation sequence number SQL gave it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Message {

@@ -281,13 +281,7 @@ impl RevocationStore for RedisRevocations {
                 .ignore();
         }
         self.raise_sequence(&mut pipe, sequence);
-        let event = Event::Jtis {
-            jtis: jtis
-                .iter()
-                .map(|r| (r.jti.clone(), r.expires_at.timestamp()))
-                .collect(),
-        };
-        self.announce_in(&mut pipe, sequence, event);
+        self.announce_in(&mut pipe, sequence, Event::revoked(jtis));
         let mut conn = self.redis.clone();
         if let Err(e) = pipe.query_async::<()>(&mut conn).await {
             self.write_failed(&e);
@@ -307,12 +301,7 @@ impl RevocationStore for RedisRevocations {
         let mut pipe = redis::pipe();
         self.set_cutoff(&mut pipe, user, cutoff, ttl(until, Utc::now()));
         self.raise_sequence(&mut pipe, sequence);
-        let event = Event::Cutoff {
-            user,
-            cutoff,
-            until: until.timestamp(),
-        };
-        self.announce_in(&mut pipe, sequence, event);
+        self.announce_in(&mut pipe, sequence, Event::cutoff(user, cutoff, until));
         let result = pipe.query_async::<()>(&mut conn).await;
         if let Err(e) = result {
             self.write_failed(&e);
