@@ -5,7 +5,6 @@ use poem_openapi::Object;
 use super::bodies::UserBody;
 use crate::{
     http::{
-        answer::Answer,
         caller::Caller,
         error::{ApiError, Code},
     },
@@ -30,7 +29,7 @@ pub async fn page_of_users(
     page_size: u64,
     requested: Option<&str>,
     req: &Request,
-) -> Answer<UserPageBody> {
+) -> Result<UserPageBody, ApiError> {
     let invalid = || ApiError::detail(StatusCode::NOT_FOUND, Code::NotFound, "Invalid page.");
     let number: u64 = match requested {
         None => 1,
