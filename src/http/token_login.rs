@@ -86,7 +86,11 @@ pub struct SessionBody {
     /// The User-Agent that logged in.
     pub name: String,
     pub created: DateTime<Utc>,
+    /// `null` until the key is used.
+    #[oai(nullable)]
     pub last_used: Option<DateTime<Utc>>,
+    /// `null` when keys never expire (`tokens.token_lifetime = "0s"`).
+    #[oai(nullable)]
     pub expires: Option<DateTime<Utc>>,
     /// Whether this is the key authenticating the request.
     pub current: bool,

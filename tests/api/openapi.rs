@@ -210,3 +210,22 @@ fn djoser_paths_keep_the_slash_and_bodies_are_json_or_forms() {
         }
     }
 }
+
+/// Found by schemathesis: `null` answers must be allowed by the schema (sessions never used
+/// or never expiring, the first and last page of users).
+#[test]
+fn fields_answered_as_null_are_nullable() {
+    let doc = document();
+    let schemas = &doc["components"]["schemas"];
+    for (schema, field) in [
+        ("TokenSession", "last_used"),
+        ("TokenSession", "expires"),
+        ("PaginatedUserList", "next"),
+        ("PaginatedUserList", "previous"),
+    ] {
+        assert_eq!(
+            schemas[schema]["properties"][field]["nullable"], true,
+            "{schema}.{field}"
+        );
+    }
+}

@@ -16,7 +16,11 @@ use crate::{
 #[oai(rename = "PaginatedUserList")]
 pub struct UserPageBody {
     pub count: u64,
+    /// The next page's absolute link; `null` on the last page.
+    #[oai(nullable)]
     pub next: Option<String>,
+    /// The previous page's absolute link; `null` on the first page.
+    #[oai(nullable)]
     pub previous: Option<String>,
     pub results: Vec<UserBody>,
 }
