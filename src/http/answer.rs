@@ -4,14 +4,17 @@
 //! own code can answer, `Answer<Found, (NotFound, Unavailable)>`, and those marker types
 //! document each status with its schema, headers and example body. The statuses that come from
 //! elsewhere are documented where they come from: a `Body` extractor (400, 413, 415) and the
-//! `Caller` extractor (401, 503) by [`Documented`], the rate limiter (429, `X-RateLimit-*`) by
-//! `throttle::Limited`. This keeps each status beside the code that answers it, checked by the
-//! compiler, with no table to keep in step by operationId. In debug builds `throttle::Limited`
-//! also turns an answer whose status its operation does not document into a 500 naming the gap
-//! ([`undocumented`]), so every black-box test checks the document against the code too.
-use std::{collections::HashMap, marker::PhantomData, sync::OnceLock};
-
-use std::sync::Arc;
+//! `Caller` extractor (401, 503) by [`Extracted`], the rate limiter (429, `X-RateLimit-*`) by
+//! `throttle::Limited`, `X-Request-Id` by [`Documented`].
+//!
+//! Why types rather than one table that patches the generated document by operationId: the
+//! statuses sit in the handler's signature, change in the same diff as its code, and a
+//! misspelled refusal does not compile; a table would live far from the handlers and drift
+//! silently. What the types cannot prove is checked at run time: in debug builds
+//! [`Documented`] turns an answer whose status its operation does not document into a 500 that
+//! names the gap, so every black-box test (and the schemathesis run in CI) checks the document
+//! against the code.
+use std::{collections::HashMap, marker::PhantomData, sync::Arc, sync::OnceLock};
 
 use poem::{
     Endpoint, EndpointExt, IntoResponse, Request, Response,
