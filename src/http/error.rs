@@ -5,11 +5,6 @@ use poem::{
     error::ResponseError,
     http::{HeaderValue, StatusCode, header},
 };
-use poem_openapi::{
-    ApiResponse, Object,
-    registry::{MetaMediaType, MetaResponse, MetaResponses, Registry},
-    types::Type,
-};
 use serde_json::{Value, json};
 
 use crate::domain::{DomainError, FieldErrors, accounts::AccountError, tokens::TokenError};
@@ -286,56 +281,6 @@ impl ResponseError for ApiError {
             );
         }
         response
-    }
-}
-
-/// The error body as documented in the OpenAPI spec: `{"detail": ..., "code": ...}`, or DRF's
-/// field errors `{"<field>": ["..."]}` (400) without either key.
-#[derive(Object)]
-#[oai(rename = "Error")]
-pub struct ErrorBody {
-    /// A human-readable message (absent for field errors).
-    pub detail: Option<String>,
-    /// A stable machine-readable code, present with every `detail` (e.g. `not_authenticated`,
-    /// `token_not_valid`, `not_found`, `throttled`; README.md lists them all).
-    pub code: Option<String>,
-}
-
-impl ApiResponse for ApiError {
-    fn meta() -> MetaResponses {
-        let answer = |status: u16, description: &'static str| MetaResponse {
-            description,
-            status: Some(status),
-            status_range: None,
-            content: vec![MetaMediaType {
-                content_type: "application/json",
-                schema: ErrorBody::schema_ref(),
-            }],
-            headers: vec![],
-        };
-        MetaResponses {
-            responses: vec![
-                answer(
-                    400,
-                    "Invalid input: `{\"field\": [\"message\"]}` or `{\"non_field_errors\": [...]}`",
-                ),
-                answer(
-                    401,
-                    "Not authenticated or bad credentials; carries `WWW-Authenticate`",
-                ),
-                answer(403, "Authenticated but not allowed"),
-                answer(404, "No such object, or not visible to the caller"),
-                answer(415, "Body neither JSON nor form-encoded"),
-                answer(
-                    503,
-                    "A dependency is down or password hashing is saturated; carries `Retry-After`",
-                ),
-            ],
-        }
-    }
-
-    fn register(registry: &mut Registry) {
-        ErrorBody::register(registry);
     }
 }
 

@@ -5,7 +5,7 @@ use poem_openapi::{
 };
 
 use super::{
-    answer::{Answer, NoContent},
+    answer::{Answer, Forbidden, NoContent, NotFound},
     body::Body,
     caller::Caller,
     error::ApiError,
@@ -72,8 +72,14 @@ pub enum Groups {
 
 #[derive(ApiResponse)]
 pub enum One {
+    /// The group.
     #[oai(status = 200)]
     Ok(Json<GroupBody>),
+}
+
+#[derive(ApiResponse)]
+pub enum Created {
+    /// The new group.
     #[oai(status = 201)]
     Created(Json<GroupBody>),
 }
@@ -85,50 +91,77 @@ pub enum Members {
 }
 
 #[derive(ApiResponse)]
-pub enum Member {
-    /// Removed.
-    #[oai(status = 200)]
-    Removed(Json<UserSummaryBody>),
-    /// Added.
+pub enum Added {
+    /// The user, now a member.
     #[oai(status = 201)]
     Added(Json<UserSummaryBody>),
+}
+
+#[derive(ApiResponse)]
+pub enum Removed {
+    /// The user, no longer a member.
+    #[oai(status = 200)]
+    Removed(Json<UserSummaryBody>),
 }
 
 pub struct GroupsApi;
 
 #[OpenApi(tag = "Tag::Groups")]
 impl GroupsApi {
-    /// Every group.
-    #[oai(path = "/auth/groups/", method = "get")]
-    async fn list(&self, state: Data<&AppState>, caller: Caller) -> Answer<Groups> {
+    /// List the groups
+    ///
+    /// Staff only (DRF's IsAdminUser: others 403), by name.
+    #[oai(
+        path = "/auth/groups/",
+        method = "get",
+        operation_id = "auth_groups_list"
+    )]
+    async fn list(&self, state: Data<&AppState>, caller: Caller) -> Answer<Groups, Forbidden> {
         let groups = state.groups.list(Actor::User(&caller.user)).await?;
         Ok(Groups::Ok(Json(
             groups.into_iter().map(Into::into).collect(),
         )))
     }
 
-    /// Create a group (`name` required).
-    #[oai(path = "/auth/groups/", method = "post")]
+    /// Create a group
+    ///
+    /// Staff only. `name` is required and unique; `description` is optional.
+    #[oai(
+        path = "/auth/groups/",
+        method = "post",
+        operation_id = "auth_groups_create"
+    )]
     async fn create(
         &self,
         state: Data<&AppState>,
         caller: Caller,
         body: Body<GroupRequest>,
-    ) -> Answer<One> {
+    ) -> Answer<Created, Forbidden> {
         let Some(name) = body.0.name else {
-            return Err(ApiError::field("name", "This field is required."));
+            return Err(ApiError::field("name", "This field is required.").into());
         };
         let description = body.0.description.unwrap_or_default();
         let group = state
             .groups
             .create(Actor::User(&caller.user), &name, &description)
             .await?;
-        Ok(One::Created(Json(group.into())))
+        Ok(Created::Created(Json(group.into())))
     }
 
-    /// One group.
-    #[oai(path = "/auth/groups/:name/", method = "get")]
-    async fn get(&self, state: Data<&AppState>, caller: Caller, name: Path<String>) -> Answer<One> {
+    /// One group
+    ///
+    /// Staff only; 404 for an unknown name.
+    #[oai(
+        path = "/auth/groups/:name/",
+        method = "get",
+        operation_id = "auth_groups_retrieve"
+    )]
+    async fn get(
+        &self,
+        state: Data<&AppState>,
+        caller: Caller,
+        name: Path<String>,
+    ) -> Answer<One, (Forbidden, NotFound)> {
         Ok(One::Ok(Json(
             state
                 .groups
@@ -138,15 +171,21 @@ impl GroupsApi {
         )))
     }
 
-    /// Rename or re-describe a group.
-    #[oai(path = "/auth/groups/:name/", method = "patch")]
+    /// Rename or re-describe a group
+    ///
+    /// Staff only; the fields sent are changed, a new `name` must be free.
+    #[oai(
+        path = "/auth/groups/:name/",
+        method = "patch",
+        operation_id = "auth_groups_partial_update"
+    )]
     async fn patch(
         &self,
         state: Data<&AppState>,
         caller: Caller,
         name: Path<String>,
         body: Body<GroupRequest>,
-    ) -> Answer<One> {
+    ) -> Answer<One, (Forbidden, NotFound)> {
         let b = body.0;
         let group = state
             .groups
@@ -160,14 +199,20 @@ impl GroupsApi {
         Ok(One::Ok(Json(group.into())))
     }
 
-    /// Delete a group and its memberships.
-    #[oai(path = "/auth/groups/:name/", method = "delete")]
+    /// Delete a group
+    ///
+    /// Staff only; its memberships go with it.
+    #[oai(
+        path = "/auth/groups/:name/",
+        method = "delete",
+        operation_id = "auth_groups_destroy"
+    )]
     async fn delete(
         &self,
         state: Data<&AppState>,
         caller: Caller,
         name: Path<String>,
-    ) -> Answer<NoContent> {
+    ) -> Answer<NoContent, (Forbidden, NotFound)> {
         state
             .groups
             .delete(Actor::User(&caller.user), &name)
@@ -175,14 +220,20 @@ impl GroupsApi {
         Ok(NoContent::Done)
     }
 
-    /// The group's members.
-    #[oai(path = "/auth/groups/:name/users/", method = "get")]
+    /// The group's members
+    ///
+    /// Staff only; each as `{email, id, username}`.
+    #[oai(
+        path = "/auth/groups/:name/users/",
+        method = "get",
+        operation_id = "auth_groups_users_list"
+    )]
     async fn members(
         &self,
         state: Data<&AppState>,
         caller: Caller,
         name: Path<String>,
-    ) -> Answer<Members> {
+    ) -> Answer<Members, (Forbidden, NotFound)> {
         let users = state
             .groups
             .members(Actor::User(&caller.user), &name)
@@ -195,36 +246,49 @@ impl GroupsApi {
         )))
     }
 
-    /// Add a user (`{"username": ...}`): 201; 404 for an unknown user or group.
-    #[oai(path = "/auth/groups/:name/users/", method = "post")]
+    /// Add a user to the group
+    ///
+    /// Staff only. `{"username": ...}` → 201 with the user; 404 for an unknown user or group.
+    #[oai(
+        path = "/auth/groups/:name/users/",
+        method = "post",
+        operation_id = "auth_groups_users_create"
+    )]
     async fn add(
         &self,
         state: Data<&AppState>,
         caller: Caller,
         name: Path<String>,
         body: Body<MemberRequest>,
-    ) -> Answer<Member> {
+    ) -> Answer<Added, (Forbidden, NotFound)> {
         let user = state
             .groups
             .add_member(Actor::User(&caller.user), &name, &body.0.username)
             .await?;
-        Ok(Member::Added(Json(UserSummaryBody::of(&state.users, user))))
+        Ok(Added::Added(Json(UserSummaryBody::of(&state.users, user))))
     }
 
-    /// Remove a user (`{"username": ...}`): 200; 404 when not a member.
-    #[oai(path = "/auth/groups/:name/users/", method = "delete")]
+    /// Remove a user from the group
+    ///
+    /// Staff only. `{"username": ...}` → 200 with the user; 404 for an unknown user or group,
+    /// or a user who is not a member.
+    #[oai(
+        path = "/auth/groups/:name/users/",
+        method = "delete",
+        operation_id = "auth_groups_users_destroy"
+    )]
     async fn remove(
         &self,
         state: Data<&AppState>,
         caller: Caller,
         name: Path<String>,
         body: Body<MemberRequest>,
-    ) -> Answer<Member> {
+    ) -> Answer<Removed, (Forbidden, NotFound)> {
         let user = state
             .groups
             .remove_member(Actor::User(&caller.user), &name, &body.0.username)
             .await?;
-        Ok(Member::Removed(Json(UserSummaryBody::of(
+        Ok(Removed::Removed(Json(UserSummaryBody::of(
             &state.users,
             user,
         ))))

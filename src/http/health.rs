@@ -24,33 +24,52 @@ pub struct HealthBody {
 
 #[derive(ApiResponse)]
 pub enum Probe {
-    /// Serving (readiness: `"degraded"` while a Redis that is not required is unreachable).
+    /// Serving (`"degraded"` while a Redis that is not required is unreachable).
     #[oai(status = 200)]
     Ok(Json<HealthBody>),
     /// A dependency is down; the body says which.
     #[oai(status = 503)]
-    Unavailable(Json<HealthBody>, #[oai(header = "Retry-After")] String),
+    Unavailable(Json<HealthBody>, #[oai(header = "Retry-After")] u64),
+}
+
+#[derive(ApiResponse)]
+pub enum Live {
+    /// Serving.
+    #[oai(status = 200)]
+    Ok(Json<HealthBody>),
 }
 
 pub struct HealthApi;
 
 #[OpenApi(tag = "Tag::Health")]
 impl HealthApi {
-    /// The process runs.
-    #[oai(path = "/health/live", method = "get")]
-    async fn live(&self) -> Probe {
-        Probe::Ok(Json(HealthBody {
+    /// Liveness
+    ///
+    /// The process runs and answers; nothing else is checked.
+    #[oai(
+        path = "/health/live",
+        method = "get",
+        operation_id = "health_live_retrieve"
+    )]
+    async fn live(&self) -> Live {
+        Live::Ok(Json(HealthBody {
             status: "ok".into(),
             database: None,
             redis: None,
         }))
     }
 
-    /// The database (and Redis, when configured) answer; checked with a 1 s timeout, cached 1 s.
+    /// Readiness
     ///
-    /// An unreachable Redis answers 200 with `"status": "degraded"` (Tessera serves from SQL),
-    /// or 503 with `health.redis_required`; an unreachable database always answers 503.
-    #[oai(path = "/health/ready", method = "get")]
+    /// The database (and Redis, when configured) answer within 1 s; the result is cached for
+    /// 1 s. An unreachable Redis answers 200 with `"status": "degraded"` (Tessera serves from
+    /// SQL), or 503 with `health.redis_required`; an unreachable database always answers 503,
+    /// naming the dependency that failed.
+    #[oai(
+        path = "/health/ready",
+        method = "get",
+        operation_id = "health_ready_retrieve"
+    )]
     async fn ready(&self, state: Data<&AppState>) -> Probe {
         let report = state.readiness.check().await;
         let word = |up: bool| {
@@ -79,7 +98,7 @@ impl HealthApi {
             }
             Status::Unavailable => {
                 tracing::warn!(database = report.database, redis = ?report.redis, "not ready");
-                Probe::Unavailable(Json(body), "1".into())
+                Probe::Unavailable(Json(body), 1)
             }
         }
     }

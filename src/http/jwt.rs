@@ -3,7 +3,7 @@ use poem::{Request, http::StatusCode, web::Data};
 use poem_openapi::{ApiResponse, Object, OpenApi, Tags, payload::Json, types::Example};
 
 use super::{
-    answer::{Answer, NoContent},
+    answer::{Answer, NoActiveAccount, NoContent, TokenRefused, Unavailable},
     body::Body,
     caller::Caller,
     error::{ApiError, Code},
@@ -113,7 +113,11 @@ pub enum Jwks {
     Ok(Json<serde_json::Value>),
 }
 
-async fn obtain(state: &AppState, body: ObtainRequest, req: &Request) -> Answer<Pair> {
+async fn obtain(
+    state: &AppState,
+    body: ObtainRequest,
+    req: &Request,
+) -> Answer<Pair, (NoActiveAccount, Unavailable)> {
     match state
         .tokens
         .obtain(&body.username, &body.password, client_ip(req))
@@ -127,12 +131,16 @@ async fn obtain(state: &AppState, body: ObtainRequest, req: &Request) -> Answer<
             StatusCode::UNAUTHORIZED,
             Code::NoActiveAccount,
             "No active account found with the given credentials",
-        )),
+        )
+        .into()),
         Err(e) => Err(e.into()),
     }
 }
 
-async fn refresh(state: &AppState, body: RefreshRequest) -> Answer<Refreshed> {
+async fn refresh(
+    state: &AppState,
+    body: RefreshRequest,
+) -> Answer<Refreshed, (TokenRefused, Unavailable)> {
     let r = state.tokens.refresh(&body.refresh).await?;
     Ok(Refreshed::Ok(Json(RefreshedBody {
         access: r.access,
@@ -140,12 +148,15 @@ async fn refresh(state: &AppState, body: RefreshRequest) -> Answer<Refreshed> {
     })))
 }
 
-async fn verify(state: &AppState, body: VerifyRequest) -> Answer<Done> {
+async fn verify(
+    state: &AppState,
+    body: VerifyRequest,
+) -> Answer<Done, (TokenRefused, Unavailable)> {
     match state.tokens.verify(&body.token).await {
         Ok(()) => Ok(Done::Ok(Json(EmptyBody {}))),
         // SimpleJWT answers a blacklisted token here with a validation error, not a 401.
         Err(DomainError::Token(TokenError::Blacklisted)) => {
-            Err(ApiError::field("non_field_errors", "Token is blacklisted"))
+            Err(ApiError::field("non_field_errors", "Token is blacklisted").into())
         }
         Err(e) => Err(e.into()),
     }
@@ -155,85 +166,146 @@ pub struct JwtApi;
 
 #[OpenApi(tag = "Tag::Jwt")]
 impl JwtApi {
-    /// Obtain an access/refresh pair (SimpleJWT's TokenObtainPairView).
-    #[oai(path = "/api/token/", method = "post")]
+    /// Obtain an access/refresh pair
+    ///
+    /// SimpleJWT's TokenObtainPairView: `{username, password}` (the `accounts.login_field`)
+    /// for `{refresh, access}`. A wrong password, an unknown or an inactive user answer the
+    /// same 401; failed logins count toward the lockout (429).
+    #[oai(path = "/api/token/", method = "post", operation_id = "token_create")]
     async fn token(
         &self,
         state: Data<&AppState>,
         body: Body<ObtainRequest>,
         req: &Request,
-    ) -> Answer<Pair> {
+    ) -> Answer<Pair, (NoActiveAccount, Unavailable)> {
         obtain(&state, body.0, req).await
     }
 
-    /// Djoser's alias of `POST /api/token/`.
-    #[oai(path = "/auth/jwt/create/", method = "post")]
+    /// Obtain an access/refresh pair (Djoser's path)
+    ///
+    /// Djoser's alias of `POST /api/token/`: the same answers, limits and lockout.
+    #[oai(
+        path = "/auth/jwt/create/",
+        method = "post",
+        operation_id = "auth_jwt_create_create"
+    )]
     async fn jwt_create(
         &self,
         state: Data<&AppState>,
         body: Body<ObtainRequest>,
         req: &Request,
-    ) -> Answer<Pair> {
+    ) -> Answer<Pair, (NoActiveAccount, Unavailable)> {
         obtain(&state, body.0, req).await
     }
 
-    /// Exchange a refresh token for a new access token (and, rotating, a new refresh token).
-    /// Presenting a refresh token that was already rotated revokes its whole family.
-    #[oai(path = "/api/token/refresh/", method = "post")]
+    /// Refresh an access token
+    ///
+    /// Exchanges a refresh token for a new access token and, with rotation on (the default), a
+    /// new refresh token. Presenting a refresh token that was already rotated revokes its whole
+    /// family (reuse detection).
+    #[oai(
+        path = "/api/token/refresh/",
+        method = "post",
+        operation_id = "token_refresh_create"
+    )]
     async fn token_refresh(
         &self,
         state: Data<&AppState>,
         body: Body<RefreshRequest>,
-    ) -> Answer<Refreshed> {
+    ) -> Answer<Refreshed, (TokenRefused, Unavailable)> {
         refresh(&state, body.0).await
     }
 
-    /// Djoser's alias of `POST /api/token/refresh/`.
-    #[oai(path = "/auth/jwt/refresh/", method = "post")]
+    /// Refresh an access token (Djoser's path)
+    ///
+    /// Djoser's alias of `POST /api/token/refresh/`: the same answers and limits.
+    #[oai(
+        path = "/auth/jwt/refresh/",
+        method = "post",
+        operation_id = "auth_jwt_refresh_create"
+    )]
     async fn jwt_refresh(
         &self,
         state: Data<&AppState>,
         body: Body<RefreshRequest>,
-    ) -> Answer<Refreshed> {
+    ) -> Answer<Refreshed, (TokenRefused, Unavailable)> {
         refresh(&state, body.0).await
     }
 
-    /// Check an access or refresh token: signature, claims and revocation.
-    #[oai(path = "/api/token/verify/", method = "post")]
+    /// Verify a token
+    ///
+    /// Checks an access or refresh token: signature, claims, type and revocation; 200 `{}`
+    /// when valid. A revoked token is SimpleJWT's 400 `{"non_field_errors": ["Token is
+    /// blacklisted"]}`, any other refusal a 401.
+    #[oai(
+        path = "/api/token/verify/",
+        method = "post",
+        operation_id = "token_verify_create"
+    )]
     async fn token_verify(
         &self,
         state: Data<&AppState>,
         body: Body<VerifyRequest>,
-    ) -> Answer<Done> {
+    ) -> Answer<Done, (TokenRefused, Unavailable)> {
         verify(&state, body.0).await
     }
 
-    /// Djoser's alias of `POST /api/token/verify/`.
-    #[oai(path = "/auth/jwt/verify/", method = "post")]
-    async fn jwt_verify(&self, state: Data<&AppState>, body: Body<VerifyRequest>) -> Answer<Done> {
+    /// Verify a token (Djoser's path)
+    ///
+    /// Djoser's alias of `POST /api/token/verify/`: the same answers and limits.
+    #[oai(
+        path = "/auth/jwt/verify/",
+        method = "post",
+        operation_id = "auth_jwt_verify_create"
+    )]
+    async fn jwt_verify(
+        &self,
+        state: Data<&AppState>,
+        body: Body<VerifyRequest>,
+    ) -> Answer<Done, (TokenRefused, Unavailable)> {
         verify(&state, body.0).await
     }
 
-    /// Revoke a refresh token (logout); the access token issued with it is revoked too.
-    #[oai(path = "/api/token/blacklist/", method = "post")]
+    /// Revoke a refresh token
+    ///
+    /// SimpleJWT's TokenBlacklistView (logout); needs no authentication. The access token
+    /// issued with the refresh token is revoked too.
+    #[oai(
+        path = "/api/token/blacklist/",
+        method = "post",
+        operation_id = "token_blacklist_create"
+    )]
     async fn token_blacklist(
         &self,
         state: Data<&AppState>,
         body: Body<RefreshRequest>,
-    ) -> Answer<Done> {
+    ) -> Answer<Done, (TokenRefused, Unavailable)> {
         state.tokens.blacklist(&body.0.refresh).await?;
         Ok(Done::Ok(Json(EmptyBody {})))
     }
 
-    /// Log out everywhere: revoke every token of the caller issued until now.
-    #[oai(path = "/api/token/revoke_all/", method = "post")]
+    /// Log out everywhere
+    ///
+    /// Revokes every JWT and opaque key of the caller issued until now.
+    #[oai(
+        path = "/api/token/revoke_all/",
+        method = "post",
+        operation_id = "token_revoke_all_create"
+    )]
     async fn revoke_all(&self, state: Data<&AppState>, caller: Caller) -> Answer<NoContent> {
         state.accounts.logout_everywhere(caller.user.id).await?;
         Ok(NoContent::Done)
     }
 
-    /// The public keys that verify Tessera's tokens (RFC 7517), each with its `kid`.
-    #[oai(path = "/.well-known/jwks.json", method = "get")]
+    /// The public verifying keys
+    ///
+    /// A JSON Web Key Set (RFC 7517), each key with its `kid`; `{"keys": []}` with an HMAC
+    /// algorithm, whose key is never published.
+    #[oai(
+        path = "/.well-known/jwks.json",
+        method = "get",
+        operation_id = "well_known_jwks_json_retrieve"
+    )]
     async fn jwks(&self, state: Data<&AppState>) -> Jwks {
         let set = serde_json::to_value(state.tokens.keys().jwks())
             .unwrap_or_else(|_| serde_json::json!({"keys": []}));

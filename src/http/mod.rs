@@ -29,30 +29,33 @@ use crate::state::AppState;
 
 const REQUEST_ID: &str = "x-request-id";
 
-/// The operations; every one but the probes applies the rate limits of its route.
-type Operations = (
-    throttle::Limited<(
-        users::UsersApi,
-        users::AccountsApi,
-        jwt::JwtApi,
-        token_login::TokenLoginApi,
-        groups::GroupsApi,
-    )>,
-    health::HealthApi,
+/// The operations that apply the rate limits of their route: all but the probes.
+type LimitedOperations = (
+    users::UsersApi,
+    users::AccountsApi,
+    jwt::JwtApi,
+    token_login::TokenLoginApi,
+    groups::GroupsApi,
 );
+
+/// Every operation, each documented with the answers of its extractors and its rate limits.
+type Operations = answer::Documented<(
+    throttle::Limited<answer::Extracted<LimitedOperations>>,
+    health::HealthApi,
+)>;
 
 fn api() -> OpenApiService<Operations, ()> {
     OpenApiService::new(
-        (
-            throttle::Limited((
+        answer::Documented((
+            throttle::Limited(answer::Extracted((
                 users::UsersApi,
                 users::AccountsApi,
                 jwt::JwtApi,
                 token_login::TokenLoginApi,
                 groups::GroupsApi,
-            )),
+            ))),
             health::HealthApi,
-        ),
+        )),
         "Tessera",
         env!("CARGO_PKG_VERSION"),
     )
@@ -80,6 +83,7 @@ pub fn openapi_json_for(basic_auth: bool, aliases: &aliases::PathAliases) -> Str
     if !basic_auth {
         caller::forget_basic_scheme(&mut doc);
     }
+    tidy_responses(&mut doc);
     if let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut()) {
         *paths = std::mem::take(paths)
             .into_iter()
@@ -91,6 +95,64 @@ pub fn openapi_json_for(basic_auth: bool, aliases: &aliases::PathAliases) -> Str
     }
     aliases.document(&mut doc);
     serde_json::to_string_pretty(&doc).unwrap_or(spec)
+}
+
+/// Moves each error answer's example from its inline schema (where `answer.rs` has to carry it)
+/// to its media type, leaving `{"$ref": ...}` or the `oneOf`/`anyOf` alone; and spells header
+/// names as they are sent (poem-openapi upper-cases those it derives).
+fn tidy_responses(doc: &mut serde_json::Value) {
+    let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut()) else {
+        return;
+    };
+    let responses = paths
+        .values_mut()
+        .filter_map(|item| item.as_object_mut())
+        .flat_map(|item| item.values_mut())
+        .filter_map(|op| op.get_mut("responses").and_then(|r| r.as_object_mut()))
+        .flat_map(|responses| responses.values_mut());
+    for response in responses {
+        if let Some(headers) = response.get_mut("headers").and_then(|h| h.as_object_mut()) {
+            *headers = std::mem::take(headers)
+                .into_iter()
+                .map(|(name, header)| (header_name(&name), header))
+                .collect();
+        }
+        let Some(content) = response.get_mut("content").and_then(|c| c.as_object_mut()) else {
+            continue;
+        };
+        for media in content.values_mut() {
+            let Some(schema) = media.get_mut("schema").and_then(|s| s.as_object_mut()) else {
+                continue;
+            };
+            let Some(example) = schema.remove("example") else {
+                continue;
+            };
+            if let Some(serde_json::Value::Array(all_of)) = schema.get("allOf")
+                && let [only] = all_of.as_slice()
+            {
+                media["schema"] = only.clone();
+            }
+            media["example"] = example;
+        }
+    }
+}
+
+/// `RETRY-AFTER` → `Retry-After`; `X-RateLimit-*` and `WWW-Authenticate` as they are sent.
+fn header_name(name: &str) -> String {
+    match name.to_ascii_lowercase().as_str() {
+        "www-authenticate" => "WWW-Authenticate".to_owned(),
+        lower if lower.starts_with("x-ratelimit-") => name.to_owned(),
+        lower => lower
+            .split('-')
+            .map(|word| {
+                let mut chars = word.chars();
+                chars.next().map_or_else(String::new, |first| {
+                    first.to_ascii_uppercase().to_string() + chars.as_str()
+                })
+            })
+            .collect::<Vec<_>>()
+            .join("-"),
+    }
 }
 
 /// The `[paths]` aliases, checked against the endpoints (at start: a bad one stops it).
@@ -314,4 +376,50 @@ async fn observe<E: Endpoint>(
     }
     .instrument(span)
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use poem_openapi::OpenApi;
+    use serde_json::Value;
+
+    use super::*;
+
+    /// The operations `throttle::Limited` wraps are the ones documenting 429, `Retry-After`
+    /// and `X-RateLimit-*` on every answer; the probes, outside it, document none.
+    #[test]
+    fn every_rate_limited_operation_documents_429_and_the_rate_headers() {
+        let mut apis = <LimitedOperations as OpenApi>::meta();
+        let limited: std::collections::HashSet<&str> = answer::operations(&mut apis)
+            .filter_map(|op| op.operation_id)
+            .collect();
+        let doc: Value = serde_json::from_str(&openapi_json()).unwrap_or_default();
+        let mut seen = 0;
+        for op in doc["paths"]
+            .as_object()
+            .into_iter()
+            .flat_map(|paths| paths.values())
+            .filter_map(|item| item.as_object())
+            .flat_map(|item| item.values())
+        {
+            let id = op["operationId"].as_str().unwrap_or_default();
+            let responses = op["responses"].as_object().cloned().unwrap_or_default();
+            let is_limited = limited.contains(id);
+            seen += usize::from(is_limited);
+            assert_eq!(responses.contains_key("429"), is_limited, "{id}");
+            assert_eq!(
+                op["responses"]["429"]["headers"]["Retry-After"]["required"] == true,
+                is_limited,
+                "{id}"
+            );
+            for (status, response) in &responses {
+                for name in ["Limit", "Remaining", "Reset"] {
+                    let header = &response["headers"][format!("X-RateLimit-{name}")];
+                    assert_eq!(header.is_object(), is_limited, "{id} {status} {name}");
+                }
+            }
+        }
+        assert_eq!(seen, limited.len());
+        assert!(limited.contains("token_create") && !limited.contains("health_ready_retrieve"));
+    }
 }

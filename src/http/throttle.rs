@@ -13,11 +13,11 @@ use poem::{
     http::{HeaderValue, Method, header},
 };
 use poem_openapi::{
-    OpenApi,
+    OpenApi, OperationId,
     registry::{MetaApi, Registry},
 };
 
-use super::{caller::Caller, error::ApiError};
+use super::{answer, caller::Caller, error::ApiError};
 use crate::{
     domain::throttle::{Decision, address_block},
     state::AppState,
@@ -124,8 +124,20 @@ fn scope(method: &Method, route: &str) -> Option<&'static str> {
 pub struct Limited<A>(pub A);
 
 impl<A: OpenApi> OpenApi for Limited<A> {
+    /// Every operation may answer 429 (a rate, or the lockout behind a login), and every answer
+    /// carries `X-RateLimit-*` while throttling is on.
     fn meta() -> Vec<MetaApi> {
-        A::meta()
+        let mut apis = A::meta();
+        for operation in answer::operations(&mut apis) {
+            answer::document(
+                operation,
+                <answer::Throttled as answer::Refusals>::responses(),
+            );
+            for response in &mut operation.responses.responses {
+                response.headers.extend(answer::rate_limit_headers());
+            }
+        }
+        apis
     }
 
     fn register(registry: &mut Registry) {
@@ -189,7 +201,15 @@ async fn limit<E: Endpoint>(
     req.extensions_mut().insert(user_decision.clone());
     let mut response = match ep.call(req).await {
         Ok(r) => r.into_response(),
-        Err(e) => super::error::into_drf(e, &method),
+        Err(e) => {
+            // Kept for the debug check of documented statuses (`answer::Documented`).
+            let operation = e.data::<OperationId>().copied();
+            let mut response = super::error::into_drf(e, &method);
+            if let Some(operation) = operation {
+                response.set_data(operation);
+            }
+            response
+        }
     };
     let decision = decision.or_else(|| user_decision.0.lock().ok().and_then(|d| *d));
     if let Some(d) = decision {

@@ -7,7 +7,7 @@ use poem_openapi::{
 };
 
 use super::{
-    answer::{Answer, NoContent},
+    answer::{Answer, NoContent, NotFound, Unavailable},
     body::Body,
     caller::Caller,
     error::ApiError,
@@ -86,7 +86,11 @@ pub struct SessionBody {
     /// The User-Agent that logged in.
     pub name: String,
     pub created: DateTime<Utc>,
+    /// `null` until the key is used.
+    #[oai(nullable)]
     pub last_used: Option<DateTime<Utc>>,
+    /// `null` when keys never expire (`tokens.token_lifetime = "0s"`).
+    #[oai(nullable)]
     pub expires: Option<DateTime<Utc>>,
     /// Whether this is the key authenticating the request.
     pub current: bool,
@@ -118,7 +122,12 @@ fn device(req: &Request) -> String {
         .to_owned()
 }
 
-async fn login(state: &AppState, username: &str, password: &str, req: &Request) -> Answer<String> {
+async fn login(
+    state: &AppState,
+    username: &str,
+    password: &str,
+    req: &Request,
+) -> Result<String, ApiError> {
     match state
         .opaque
         .login(username, password, &device(req), client_ip(req))
@@ -134,25 +143,39 @@ pub struct TokenLoginApi;
 
 #[OpenApi(tag = "Tag::Tokens")]
 impl TokenLoginApi {
-    /// Log in for an opaque key (Djoser's TokenCreateView). With one key per user (DRF), every
-    /// login answers the same key until logout.
-    #[oai(path = "/auth/token/login/", method = "post")]
+    /// Log in for an opaque key
+    ///
+    /// Djoser's TokenCreateView: `{username, password}` for `{"auth_token": ...}`. Wrong or
+    /// missing credentials are DRF's 400 `non_field_errors` (not a 401); failed logins count
+    /// toward the lockout (429). With one key per user (DRF), every login answers the same key
+    /// until logout.
+    #[oai(
+        path = "/auth/token/login/",
+        method = "post",
+        operation_id = "auth_token_login_create"
+    )]
     async fn login(
         &self,
         state: Data<&AppState>,
         body: Body<LoginRequest>,
         req: &Request,
-    ) -> Answer<LoggedIn> {
+    ) -> Answer<LoggedIn, Unavailable> {
         let (Some(username), Some(password)) = (body.0.username, body.0.password) else {
-            return Err(ApiError::field("non_field_errors", UNABLE));
+            return Err(ApiError::field("non_field_errors", UNABLE).into());
         };
         let key = login(&state, &username, &password, req).await?;
         Ok(LoggedIn::Ok(Json(AuthTokenBody { auth_token: key })))
     }
 
-    /// Log out: the presented key stops working (with one key per user, the user's key; with a
-    /// JWT or Basic caller, every key of the user).
-    #[oai(path = "/auth/token/logout/", method = "post")]
+    /// Log out
+    ///
+    /// The presented key stops working (with one key per user, the user's key; with a JWT or
+    /// Basic caller, every key of the user).
+    #[oai(
+        path = "/auth/token/logout/",
+        method = "post",
+        operation_id = "auth_token_logout_create"
+    )]
     async fn logout(&self, state: Data<&AppState>, caller: Caller) -> Answer<NoContent> {
         state
             .opaque
@@ -161,20 +184,34 @@ impl TokenLoginApi {
         Ok(NoContent::Done)
     }
 
-    /// DRF's `obtain_auth_token`: the same key as `/auth/token/login/`, as `{"token": ...}`.
-    #[oai(path = "/api/api-token-auth/", method = "post")]
+    /// Obtain the opaque key (DRF's obtain_auth_token)
+    ///
+    /// The same key as `/auth/token/login/`, as `{"token": ...}`; the password is taken as
+    /// sent, spaces included. Wrong credentials are DRF's 400 `non_field_errors`.
+    #[oai(
+        path = "/api/api-token-auth/",
+        method = "post",
+        operation_id = "api_token_auth_create"
+    )]
     async fn obtain(
         &self,
         state: Data<&AppState>,
         body: Body<ObtainRequest>,
         req: &Request,
-    ) -> Answer<Obtained> {
+    ) -> Answer<Obtained, Unavailable> {
         let key = login(&state, &body.0.username, &body.0.password, req).await?;
         Ok(Obtained::Ok(Json(TokenBody { token: key })))
     }
 
-    /// The caller's opaque keys (one per device when `tokens.multiple` is on).
-    #[oai(path = "/auth/token/sessions/", method = "get")]
+    /// The caller's opaque keys
+    ///
+    /// One per device when `tokens.multiple` is on: device, creation, last use and expiry,
+    /// never the key itself.
+    #[oai(
+        path = "/auth/token/sessions/",
+        method = "get",
+        operation_id = "auth_token_sessions_list"
+    )]
     async fn sessions(&self, state: Data<&AppState>, caller: Caller) -> Answer<Sessions> {
         let rows = state.opaque.sessions(caller.user.id).await?;
         let list = rows
@@ -191,23 +228,35 @@ impl TokenLoginApi {
         Ok(Sessions::Ok(Json(list)))
     }
 
-    /// Revoke every opaque key of the caller ("log out all devices").
-    #[oai(path = "/auth/token/sessions/", method = "delete")]
+    /// Revoke every opaque key of the caller
+    ///
+    /// "Log out all devices"; JWTs are not affected (see `/api/token/revoke_all/`).
+    #[oai(
+        path = "/auth/token/sessions/",
+        method = "delete",
+        operation_id = "auth_token_sessions_destroy_all"
+    )]
     async fn delete_sessions(&self, state: Data<&AppState>, caller: Caller) -> Answer<NoContent> {
         state.opaque.revoke_all(caller.user.id).await?;
         Ok(NoContent::Done)
     }
 
-    /// Revoke one of the caller's keys by its `id`.
-    #[oai(path = "/auth/token/sessions/:id/", method = "delete")]
+    /// Revoke one of the caller's keys
+    ///
+    /// By the `id` that the session list shows; another user's or an unknown id is 404.
+    #[oai(
+        path = "/auth/token/sessions/:id/",
+        method = "delete",
+        operation_id = "auth_token_sessions_destroy"
+    )]
     async fn delete_session(
         &self,
         state: Data<&AppState>,
         caller: Caller,
         id: Path<String>,
-    ) -> Answer<NoContent> {
+    ) -> Answer<NoContent, NotFound> {
         if !state.opaque.end_session(caller.user.id, &id.0).await? {
-            return Err(ApiError::not_found());
+            return Err(ApiError::not_found().into());
         }
         Ok(NoContent::Done)
     }

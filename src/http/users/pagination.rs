@@ -5,7 +5,6 @@ use poem_openapi::Object;
 use super::bodies::UserBody;
 use crate::{
     http::{
-        answer::Answer,
         caller::Caller,
         error::{ApiError, Code},
     },
@@ -17,7 +16,11 @@ use crate::{
 #[oai(rename = "PaginatedUserList")]
 pub struct UserPageBody {
     pub count: u64,
+    /// The next page's absolute link; `null` on the last page.
+    #[oai(nullable)]
     pub next: Option<String>,
+    /// The previous page's absolute link; `null` on the first page.
+    #[oai(nullable)]
     pub previous: Option<String>,
     pub results: Vec<UserBody>,
 }
@@ -30,7 +33,7 @@ pub async fn page_of_users(
     page_size: u64,
     requested: Option<&str>,
     req: &Request,
-) -> Answer<UserPageBody> {
+) -> Result<UserPageBody, ApiError> {
     let invalid = || ApiError::detail(StatusCode::NOT_FOUND, Code::NotFound, "Invalid page.");
     let number: u64 = match requested {
         None => 1,
