@@ -28,7 +28,8 @@ cleanup() {
 trap cleanup EXIT
 
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
-target=${CARGO_TARGET_DIR:-target}
+target=${CARGO_TARGET_DIR:-$PWD/target}
+bin="$target/release/tessera"
 cargo build --release --quiet --bin tessera
 cargo bench --quiet --bench bare_verify --no-run 2>/dev/null
 cargo bench --quiet --bench argon2_rate --no-run 2>/dev/null
@@ -41,7 +42,7 @@ serve() { # port database-url [extra env...]
     TESSERA__THROTTLE__ENABLED="${THROTTLE:-false}" TESSERA__THROTTLE__ANON=100000000/second \
     TESSERA__THROTTLE__USER=100000000/second TESSERA__THROTTLE__SCOPES__LOGIN=100000000/second \
     TESSERA__THROTTLE__SCOPES__REFRESH=100000000/second TESSERA__THROTTLE__LOCKOUT_FAILURES=0 \
-    TESSERA__SERVER__BIND="127.0.0.1:$port" "$@" "$OLDPWD/$target/release/tessera" serve) &
+    TESSERA__SERVER__BIND="127.0.0.1:$port" "$@" "$bin" serve) &
   pids+=($!)
   for _ in $(seq 1 100); do
     curl -sf "localhost:$port/health/ready" >/dev/null && return
@@ -73,8 +74,8 @@ field() { python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]
 pair=$(curl -sf -X POST localhost:8100/api/token/ -H 'Content-Type: application/json' -d "$login")
 access=$(field "$pair" access)
 token=$(field "$(curl -sf -X POST localhost:8100/auth/token/login/ -H 'Content-Type: application/json' -d "$login")" auth_token)
-# One refresh family per wrk connection.
-for _ in $(seq 1 "$connections"); do
+# One refresh family per wrk connection, and as many spare (wrk's probe request takes one).
+for _ in $(seq 1 $((2 * connections))); do
   field "$(curl -sf -X POST localhost:8100/api/token/ -H 'Content-Type: application/json' -d "$login")" refresh
 done > "$work/refresh-tokens"
 
@@ -103,7 +104,7 @@ run yardstick http://127.0.0.1:8101/verify POST "{\"token\": \"$access\"}" ""
 run "POST /api/token/verify/" http://127.0.0.1:8100/api/token/verify/ POST "{\"token\": \"$access\"}" ""
 run "GET /auth/users/me/ (Bearer)" http://127.0.0.1:8100/auth/users/me/ GET "" "Bearer $access"
 run "GET /auth/users/me/ (Token key)" http://127.0.0.1:8100/auth/users/me/ GET "" "Token $token"
-report "POST /api/token/refresh/ (rotation)" "$(WRK_TOKENS="$work/refresh-tokens" WRK_PER_THREAD=$((connections / threads)) \
+report "POST /api/token/refresh/ (rotation)" "$(WRK_TOKENS="$work/refresh-tokens" WRK_PER_THREAD=$((2 * connections / threads)) \
   wrk -t"$threads" -c"$connections" -d"$duration" --latency -s benches/wrk_refresh.lua http://127.0.0.1:8100)"
 run "POST /api/token/ (argon2id login)" http://127.0.0.1:8100/api/token/ POST "$login" ""
 limit=$(cargo bench --quiet --bench argon2_rate 2>/dev/null | awk '{print $NF}')

@@ -75,11 +75,19 @@ fn sqlite_url_with_folder(url: &str) -> Result<String, StoreError> {
     }
     if let Some(folder) = Path::new(path)
         .parent()
-        .filter(|p| !p.as_os_str().is_empty())
+        .filter(|p| !p.as_os_str().is_empty() && !p.exists())
     {
-        std::fs::create_dir_all(folder).map_err(|e| {
-            StoreError::Unavailable(format!("cannot create {}: {e}", folder.display()))
-        })?;
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(folder)
+            .map_err(|e| {
+                StoreError::Unavailable(format!("cannot create {}: {e}", folder.display()))
+            })?;
+    }
+    if !query.contains("mode=ro") {
+        owner_only(Path::new(path))?;
     }
     let query = if query.contains("mode=") {
         query.to_owned()
@@ -89,6 +97,32 @@ fn sqlite_url_with_folder(url: &str) -> Result<String, StoreError> {
         format!("{query}&mode=rwc")
     };
     Ok(format!("sqlite://{path}?{query}"))
+}
+
+/// The database holds password hashes: it is created readable by its owner only, and an older
+/// file readable by others is made so (SQLite gives its -wal and -shm files the same mode).
+fn owner_only(path: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let failed = |e: std::io::Error| {
+        StoreError::Unavailable(format!("cannot create {}: {e}", path.display()))
+    };
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let mode = std::fs::metadata(path).map_err(failed)?.permissions().mode();
+            if mode & 0o077 != 0 {
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & 0o700))
+                    .map_err(failed)?;
+            }
+            Ok(())
+        }
+        Err(e) => Err(failed(e)),
+    }
 }
 
 /// The URL without its password, for messages.

@@ -69,7 +69,23 @@ fn migrate_creates_the_embedded_database_relative_to_the_working_directory() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(dir.path().join("data/tessera.db").exists());
+    // It holds password hashes: owner only, the folder Tessera made too.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &str| {
+        std::fs::metadata(dir.path().join(p))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode("data/tessera.db"), 0o600);
+    assert_eq!(mode("data"), 0o700);
+    // A file left readable by others (an older version made it so) is tightened.
+    let db = dir.path().join("data/tessera.db");
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = tessera(dir.path()).arg("migrate").output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(mode("data/tessera.db"), 0o600);
 }
 
 #[tokio::test]
