@@ -128,12 +128,13 @@ impl SqlOpaqueTokenStore {
     ) -> Result<(u64, i64), StoreError> {
         use sea_orm::TransactionTrait;
         let txn = self.db.begin().await.map_err(err)?;
+        // The sequence row first, as every revocation takes it (one lock order).
+        let seq = super::revocation::next_sequence(&txn).await?;
         let done = row::Entity::delete_many()
             .filter(filter)
             .exec(&txn)
             .await
             .map_err(err)?;
-        let seq = super::revocation::next_sequence(&txn).await?;
         txn.commit().await.map_err(err)?;
         Ok((done.rows_affected, seq))
     }

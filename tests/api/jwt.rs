@@ -15,6 +15,7 @@ on_every_backend!(
     bearer_access_tokens_authenticate_and_bad_ones_get_simplejwts_answers,
     refresh_rotates_and_a_reused_token_revokes_its_family,
     concurrent_refreshes_of_one_token_let_exactly_one_through,
+    a_burst_of_refreshes_within_the_grace_never_answers_500,
     grace_lets_the_immediate_parent_through_once_never_a_grandparent,
     blacklist_revokes_the_refresh_token_and_its_access_token,
     verify_accepts_valid_tokens_and_names_what_is_wrong_with_others,
@@ -317,6 +318,40 @@ async fn refresh_rotates_and_a_reused_token_revokes_its_family(backend: Backend)
             json!({"refresh": ["This field is required."]})
         )
     );
+}
+
+/// Two tabs' worth and more at once, with the reuse grace on: SQLite's writers collide here
+/// (a read-then-write transaction loses to a concurrent writer); that is a 503 to retry, never
+/// a 500, and the grace still lets at most one more through.
+async fn a_burst_of_refreshes_within_the_grace_never_answers_500(backend: Backend) {
+    let app = TestApp::spawn_with(backend, &[("TESSERA__JWT__REUSE_GRACE", "30s")]).await;
+    let user = app.register("burst").await;
+    for _ in 0..3 {
+        let (_, refresh) = app.login(&user).await;
+        let url = format!("{}/api/token/refresh/", app.base);
+        let attempts = (0..40).map(|_| {
+            app.client
+                .post(url.clone())
+                .json(&json!({"refresh": refresh}))
+                .send()
+        });
+        let statuses: Vec<StatusCode> = futures_join(attempts)
+            .await
+            .into_iter()
+            .map(|r| r.status())
+            .collect();
+        assert!(
+            statuses.iter().all(|s| [
+                StatusCode::OK,
+                StatusCode::UNAUTHORIZED,
+                StatusCode::SERVICE_UNAVAILABLE
+            ]
+            .contains(s)),
+            "{statuses:?}"
+        );
+        let through = statuses.iter().filter(|s| **s == StatusCode::OK).count();
+        assert!((1..=2).contains(&through), "{statuses:?}");
+    }
 }
 
 async fn concurrent_refreshes_of_one_token_let_exactly_one_through(backend: Backend) {

@@ -79,6 +79,9 @@ impl SqlRevocations {
             .into_active_model()
         });
         let txn = self.db.begin().await.map_err(err)?;
+        // The sequence row first: concurrent revocations queue on its lock instead of locking
+        // overlapping JTIs in different orders (a deadlock under a burst of reuse detections).
+        let seq = next_sequence(&txn).await?;
         revoked_jti::Entity::insert_many(rows)
             .on_conflict(
                 OnConflict::column(revoked_jti::Column::Jti)
@@ -88,7 +91,6 @@ impl SqlRevocations {
             .exec_without_returning(&txn)
             .await
             .map_err(err)?;
-        let seq = next_sequence(&txn).await?;
         txn.commit().await.map_err(err)?;
         Ok(seq)
     }
@@ -107,6 +109,7 @@ impl SqlRevocations {
         }
         .into_active_model();
         let txn = self.db.begin().await.map_err(err)?;
+        let seq = next_sequence(&txn).await?;
         user_cutoff::Entity::insert(row)
             .on_conflict(
                 OnConflict::column(user_cutoff::Column::UserId)
@@ -131,7 +134,6 @@ impl SqlRevocations {
             .exec(&txn)
             .await
             .map_err(err)?;
-        let seq = next_sequence(&txn).await?;
         txn.commit().await.map_err(err)?;
         Ok(seq)
     }
