@@ -384,7 +384,9 @@ async fn cookie_authenticated_calls_without_csrf_proof_are_refused_like_drf(back
     let jar = login(&app, &user).await;
     let wrong = "0".repeat(64);
     let only_refresh = format!("refresh_token={}", jar.refresh);
-    let refused: [(&str, &str, Vec<(&str, &str)>, Value); 6] = [
+    // (case, Cookie header, other headers, answer)
+    type Case<'a> = (&'a str, &'a str, Vec<(&'a str, &'a str)>, Value);
+    let refused: [Case; 6] = [
         (
             "no header, no Origin",
             &jar.header(),
