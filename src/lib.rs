@@ -38,6 +38,8 @@ pub enum StartError {
     Crypto(#[from] crypto::CryptoError),
     #[error(transparent)]
     Paths(#[from] http::aliases::PathError),
+    #[error(transparent)]
+    CookiePath(#[from] http::cookie::CookiePathError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -64,6 +66,7 @@ impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartError> {
         let addr = settings.server.bind;
         let aliases = http::path_aliases(&settings.paths)?;
+        http::cookie::check_path(&settings, &aliases)?;
         let metrics = match settings.server.metrics_bind {
             Some(addr) => Some(
                 TcpListener::bind(addr)

@@ -127,6 +127,20 @@ impl PathAliases {
         })
     }
 
+    /// The extra paths that stand for the documented `endpoint` (`/api/token/refresh/`).
+    pub fn spellings_of(&self, endpoint: &str) -> Vec<String> {
+        let exact = self
+            .exact
+            .iter()
+            .filter(|(_, to)| trimmed(to) == trimmed(endpoint))
+            .map(|(from, _)| format!("{from}/"));
+        let prefixed = self.prefixes.iter().filter_map(|(from, to)| {
+            let rest = endpoint.strip_prefix(to.as_str())?;
+            Some(format!("{from}{rest}"))
+        });
+        exact.chain(prefixed).collect()
+    }
+
     /// Adds every alias to an OpenAPI document's `paths`, as a copy of its endpoint.
     pub fn document(&self, doc: &mut serde_json::Value) {
         let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut()) else {

@@ -29,6 +29,17 @@ pub struct CorsSettings {
     pub max_age: Duration,
 }
 
+impl CorsSettings {
+    /// Whether `origin` (as a browser sends it) is listed or matches a listed regex.
+    pub fn allows(&self, origin: &str) -> bool {
+        self.allowed_origins.iter().any(|o| o == origin)
+            || self
+                .allowed_origin_regexes
+                .iter()
+                .any(|r| r.is_match(origin))
+    }
+}
+
 const METHODS: &str = "DELETE, GET, OPTIONS, PATCH, POST, PUT";
 
 /// An origin as browsers send it: scheme, host and an optional port, nothing else.
@@ -91,13 +102,7 @@ impl Cors {
     fn allowed(&self, headers: &HeaderMap) -> Option<HeaderValue> {
         let origin = headers.get(header::ORIGIN)?;
         let text = origin.to_str().ok()?;
-        let listed = self.settings.allowed_origins.iter().any(|o| o == text)
-            || self
-                .settings
-                .allowed_origin_regexes
-                .iter()
-                .any(|r| r.is_match(text));
-        listed.then(|| origin.clone())
+        self.settings.allows(text).then(|| origin.clone())
     }
 
     fn preflight(&self, origin: HeaderValue) -> Response {

@@ -3,9 +3,10 @@ use poem::{Request, http::StatusCode, web::Data};
 use poem_openapi::{ApiResponse, Object, OpenApi, Tags, payload::Json, types::Example};
 
 use super::{
-    answer::{Answer, NoActiveAccount, NoContent, TokenRefused, Unavailable},
+    answer::{Answer, Forbidden, NoActiveAccount, NoContent, TokenRefused, Unavailable},
     body::Body,
     caller::Caller,
+    cookie::{self, CsrfHeader, RefreshCookie, WithCookies},
     error::{ApiError, Code},
     throttle::client_ip,
 };
@@ -35,16 +36,17 @@ request_body! {
 
 /// A fresh access/refresh pair.
 #[derive(Object)]
-#[oai(rename = "TokenPair", example)]
+#[oai(rename = "TokenPair", example, skip_serializing_if_is_none)]
 pub struct PairBody {
-    pub refresh: String,
+    /// Absent only with `jwt.cookie.omit_from_body` (the refresh token is then in the cookie).
+    pub refresh: Option<String>,
     pub access: String,
 }
 
 impl Example for PairBody {
     fn example() -> Self {
         Self {
-            refresh: SAMPLE_JWT.into(),
+            refresh: Some(SAMPLE_JWT.into()),
             access: SAMPLE_JWT.into(),
         }
     }
@@ -54,7 +56,8 @@ request_body! {
     /// A refresh token.
     #[oai(rename = "TokenRefresh", example)]
     pub struct RefreshRequest {
-        pub refresh: String = |f| f.required("refresh"), example: SAMPLE_JWT.into();
+        /// Required, unless `jwt.cookie.enabled` and the refresh cookie is sent instead.
+        pub refresh: Option<String> = |f| f.optional("refresh", false), example: Some(SAMPLE_JWT.into());
     }
 }
 
@@ -117,16 +120,26 @@ async fn obtain(
     state: &AppState,
     body: ObtainRequest,
     req: &Request,
-) -> Answer<Pair, (NoActiveAccount, Unavailable)> {
+) -> Answer<WithCookies<Pair>, (NoActiveAccount, Unavailable)> {
     match state
         .tokens
         .obtain(&body.username, &body.password, client_ip(req))
         .await
     {
-        Ok(pair) => Ok(Pair::Ok(Json(PairBody {
-            refresh: pair.refresh,
-            access: pair.access,
-        }))),
+        Ok(pair) => {
+            let settings = &state.settings;
+            let cookies = if cookie::may_set_on_login(settings, req) {
+                cookie::issue(settings, req, &pair.refresh)
+            } else {
+                Vec::new()
+            };
+            let omit = cookie::enabled(settings).is_some_and(|c| c.omit_from_body);
+            let body = PairBody {
+                refresh: (!omit).then_some(pair.refresh),
+                access: pair.access,
+            };
+            Ok(WithCookies::new(Pair::Ok(Json(body)), cookies))
+        }
         Err(DomainError::InvalidCredentials) => Err(ApiError::detail(
             StatusCode::UNAUTHORIZED,
             Code::NoActiveAccount,
@@ -137,15 +150,52 @@ async fn obtain(
     }
 }
 
+/// The cookie parameters of refresh and blacklist.
+struct FromCookie<'r> {
+    req: &'r Request,
+    cookie: RefreshCookie,
+    csrf: CsrfHeader,
+}
+
 async fn refresh(
     state: &AppState,
     body: RefreshRequest,
-) -> Answer<Refreshed, (TokenRefused, Unavailable)> {
-    let r = state.tokens.refresh(&body.refresh).await?;
-    Ok(Refreshed::Ok(Json(RefreshedBody {
+    from: FromCookie<'_>,
+) -> Answer<WithCookies<Refreshed>, (TokenRefused, Forbidden, Unavailable)> {
+    let settings = &state.settings;
+    let presented = cookie::presented(settings, from.req, body.refresh, &from.cookie, &from.csrf)?;
+    let r = state.tokens.refresh(&presented.token).await?;
+    let mut cookies = Vec::new();
+    let mut refresh = r.refresh;
+    if presented.from_cookie
+        && let Some(rotated) = &refresh
+    {
+        cookies = cookie::issue(settings, from.req, rotated);
+        if cookie::enabled(settings).is_some_and(|c| c.omit_from_body) {
+            refresh = None;
+        }
+    }
+    let body = RefreshedBody {
         access: r.access,
-        refresh: r.refresh,
-    })))
+        refresh,
+    };
+    Ok(WithCookies::new(Refreshed::Ok(Json(body)), cookies))
+}
+
+async fn blacklist(
+    state: &AppState,
+    body: RefreshRequest,
+    from: FromCookie<'_>,
+) -> Answer<WithCookies<Done>, (TokenRefused, Forbidden, Unavailable)> {
+    let settings = &state.settings;
+    let presented = cookie::presented(settings, from.req, body.refresh, &from.cookie, &from.csrf)?;
+    state.tokens.blacklist(&presented.token).await?;
+    let cookies = if presented.from_cookie {
+        cookie::clear(settings)
+    } else {
+        Vec::new()
+    };
+    Ok(WithCookies::new(Done::Ok(Json(EmptyBody {})), cookies))
 }
 
 async fn verify(
@@ -170,14 +220,16 @@ impl JwtApi {
     ///
     /// SimpleJWT's TokenObtainPairView: `{username, password}` (the `accounts.login_field`)
     /// for `{refresh, access}`. A wrong password, an unknown or an inactive user answer the
-    /// same 401; failed logins count toward the lockout (429).
+    /// same 401; failed logins count toward the lockout (429). With `jwt.cookie.enabled` the
+    /// refresh token is also set as an HttpOnly cookie, beside a readable `csrftoken` cookie
+    /// (not for a request whose `Origin` is not trusted).
     #[oai(path = "/api/token/", method = "post", operation_id = "token_create")]
     async fn token(
         &self,
         state: Data<&AppState>,
         body: Body<ObtainRequest>,
         req: &Request,
-    ) -> Answer<Pair, (NoActiveAccount, Unavailable)> {
+    ) -> Answer<WithCookies<Pair>, (NoActiveAccount, Unavailable)> {
         obtain(&state, body.0, req).await
     }
 
@@ -194,7 +246,7 @@ impl JwtApi {
         state: Data<&AppState>,
         body: Body<ObtainRequest>,
         req: &Request,
-    ) -> Answer<Pair, (NoActiveAccount, Unavailable)> {
+    ) -> Answer<WithCookies<Pair>, (NoActiveAccount, Unavailable)> {
         obtain(&state, body.0, req).await
     }
 
@@ -202,7 +254,10 @@ impl JwtApi {
     ///
     /// Exchanges a refresh token for a new access token and, with rotation on (the default), a
     /// new refresh token. Presenting a refresh token that was already rotated revokes its whole
-    /// family (reuse detection).
+    /// family (reuse detection). With `jwt.cookie.enabled` and no `refresh` in the body, the
+    /// refresh cookie is used: the request then needs `X-CSRF-Token` equal to the `csrftoken`
+    /// cookie or a trusted `Origin` (else 403 `CSRF Failed: ...`), and the rotated token is set
+    /// as the new cookie.
     #[oai(
         path = "/api/token/refresh/",
         method = "post",
@@ -212,8 +267,19 @@ impl JwtApi {
         &self,
         state: Data<&AppState>,
         body: Body<RefreshRequest>,
-    ) -> Answer<Refreshed, (TokenRefused, Unavailable)> {
-        refresh(&state, body.0).await
+        req: &Request,
+        /// The refresh cookie (`jwt.cookie.name`), read when the body has no `refresh`.
+        refresh_token: RefreshCookie,
+        /// Equal to the `csrftoken` cookie, when the refresh token comes from the cookie.
+        #[oai(name = "X-CSRF-Token")]
+        csrf: CsrfHeader,
+    ) -> Answer<WithCookies<Refreshed>, (TokenRefused, Forbidden, Unavailable)> {
+        let from = FromCookie {
+            req,
+            cookie: refresh_token,
+            csrf,
+        };
+        refresh(&state, body.0, from).await
     }
 
     /// Refresh an access token (Djoser's path)
@@ -228,8 +294,19 @@ impl JwtApi {
         &self,
         state: Data<&AppState>,
         body: Body<RefreshRequest>,
-    ) -> Answer<Refreshed, (TokenRefused, Unavailable)> {
-        refresh(&state, body.0).await
+        req: &Request,
+        /// The refresh cookie (`jwt.cookie.name`), read when the body has no `refresh`.
+        refresh_token: RefreshCookie,
+        /// Equal to the `csrftoken` cookie, when the refresh token comes from the cookie.
+        #[oai(name = "X-CSRF-Token")]
+        csrf: CsrfHeader,
+    ) -> Answer<WithCookies<Refreshed>, (TokenRefused, Forbidden, Unavailable)> {
+        let from = FromCookie {
+            req,
+            cookie: refresh_token,
+            csrf,
+        };
+        refresh(&state, body.0, from).await
     }
 
     /// Verify a token
@@ -269,7 +346,9 @@ impl JwtApi {
     /// Revoke a refresh token
     ///
     /// SimpleJWT's TokenBlacklistView (logout); needs no authentication. The access token
-    /// issued with the refresh token is revoked too.
+    /// issued with the refresh token is revoked too. With `jwt.cookie.enabled` and no
+    /// `refresh` in the body, the refresh cookie is revoked (same CSRF rule as refresh) and
+    /// both cookies are expired.
     #[oai(
         path = "/api/token/blacklist/",
         method = "post",
@@ -279,22 +358,40 @@ impl JwtApi {
         &self,
         state: Data<&AppState>,
         body: Body<RefreshRequest>,
-    ) -> Answer<Done, (TokenRefused, Unavailable)> {
-        state.tokens.blacklist(&body.0.refresh).await?;
-        Ok(Done::Ok(Json(EmptyBody {})))
+        req: &Request,
+        /// The refresh cookie (`jwt.cookie.name`), read when the body has no `refresh`.
+        refresh_token: RefreshCookie,
+        /// Equal to the `csrftoken` cookie, when the refresh token comes from the cookie.
+        #[oai(name = "X-CSRF-Token")]
+        csrf: CsrfHeader,
+    ) -> Answer<WithCookies<Done>, (TokenRefused, Forbidden, Unavailable)> {
+        let from = FromCookie {
+            req,
+            cookie: refresh_token,
+            csrf,
+        };
+        blacklist(&state, body.0, from).await
     }
 
     /// Log out everywhere
     ///
-    /// Revokes every JWT and opaque key of the caller issued until now.
+    /// Revokes every JWT and opaque key of the caller issued until now (and, with
+    /// `jwt.cookie.enabled`, expires the refresh and CSRF cookies).
     #[oai(
         path = "/api/token/revoke_all/",
         method = "post",
         operation_id = "token_revoke_all_create"
     )]
-    async fn revoke_all(&self, state: Data<&AppState>, caller: Caller) -> Answer<NoContent> {
+    async fn revoke_all(
+        &self,
+        state: Data<&AppState>,
+        caller: Caller,
+    ) -> Answer<WithCookies<NoContent>> {
         state.accounts.logout_everywhere(caller.user.id).await?;
-        Ok(NoContent::Done)
+        Ok(WithCookies::new(
+            NoContent::Done,
+            cookie::clear(&state.settings),
+        ))
     }
 
     /// The public verifying keys

@@ -4,6 +4,7 @@ mod answer;
 #[macro_use]
 mod body;
 mod caller;
+pub mod cookie;
 pub mod cors;
 mod error;
 mod groups;

@@ -108,6 +108,8 @@ pub struct JwtSettings {
     pub auth_header_types: Vec<String>,
     #[serde(deserialize_with = "duration")]
     pub prune_interval: Duration,
+    /// `[jwt.cookie]`: the refresh token in an HttpOnly cookie.
+    pub cookie: crate::http::cookie::CookieSettings,
     #[serde(flatten)]
     pub rules: JwtRules,
 }
@@ -344,6 +346,9 @@ impl Settings {
                 "jwt.auth_header_types",
                 "must list at least one single word",
             );
+        }
+        if let Err((key, why)) = j.cookie.check(&self.accounts) {
+            return bad(key, &why);
         }
         for scope in self.throttle.scopes.keys() {
             if !THROTTLE_SCOPES.contains(&scope.as_str()) {

@@ -8,6 +8,7 @@ mod aliases;
 mod attacks;
 mod browser;
 mod cli;
+mod cookie;
 mod cors;
 mod django_hashes;
 mod django_import;

@@ -4,6 +4,10 @@
 // A page says it is done by setting `window.tesseraResult` (page.js's `tessera.run` does it).
 // The pages share one browser context, so cookies set by one page are sent by the next, as for
 // a person moving between pages. Used by tests/api/browser/ (see mod.rs there).
+// Each visit also lists its "exchanges": every request any page, frame or popup of the context
+// made meanwhile that got an answer, as {method, url, status, origin, cookies} where `cookies`
+// names the cookies the browser sent with it (never their values); both are null when Chromium
+// did not report the headers it sent. CORS preflights are not listed.
 import { chromium } from 'playwright-core';
 
 const executablePath = process.env.TESSERA_CHROMIUM || '/usr/bin/chromium';
@@ -36,9 +40,35 @@ const browser = await chromium.launch({
 const pages = [];
 try {
   const context = await browser.newContext();
+  let exchanges = [];
+  let pending = [];
+  context.on('response', (response) => {
+    const record = exchanges;
+    pending.push(
+      (async () => {
+        const request = response.request();
+        const headers = await request.allHeaders().catch(() => ({}));
+        const cookies = (headers.cookie || '')
+          .split(';')
+          .map((pair) => pair.split('=')[0].trim())
+          .filter((name) => name !== '');
+        record.push({
+          method: request.method(),
+          url: request.url(),
+          status: response.status(),
+          // Chromium does not always report the headers it really sent (e.g. for a no-cors
+          // fetch); without them (no `host`), origin and cookies are unknown: null.
+          origin: 'host' in headers ? (headers.origin ?? null) : null,
+          cookies: 'host' in headers ? cookies : null,
+        });
+      })(),
+    );
+  });
   for (const url of urls) {
     const page = await context.newPage();
-    const visit = { url, result: null, console: [], errors: [], failed_requests: [] };
+    exchanges = [];
+    pending = [];
+    const visit = { url, result: null, console: [], errors: [], failed_requests: [], exchanges };
     page.on('console', (m) => visit.console.push(`${m.type()}: ${m.text()}`));
     page.on('pageerror', (e) => visit.errors.push(String(e)));
     page.on('requestfailed', (r) =>
@@ -53,6 +83,7 @@ try {
     } catch (e) {
       visit.errors.push(`run-pages.mjs: ${e}`);
     }
+    await Promise.all(pending);
     pages.push(visit);
     await page.close();
   }

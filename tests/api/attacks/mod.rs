@@ -5,6 +5,7 @@ mod forged_and_odd_claims;
 mod garbled_password_hashes;
 mod lockout_bypass_by_parallel_guesses;
 mod lockout_bypass_through_account_changes;
+mod refresh_cookie_without_consent;
 mod revocations_lost_on_the_way_to_redis;
 mod revocations_that_lapse_too_early;
 mod sessions_surviving_a_credential_change;

@@ -6,13 +6,16 @@
 //! `localhost` for another site: [`PageServer::start_as`]), starts Tessera (usually with that
 //! origin in `cors.allowed_origins`), then [`Chromium::visit`]s page URLs (made with
 //! [`PageServer::url`], which passes Tessera's base URL as `?api=`). Each page
-//! includes `/page.js` (`tests/browser/page.js`: `tessera.call`, `tessera.json`, `tessera.run`)
-//! and publishes a JSON result; the test asserts on it. Pages visited in one `visit` share one
-//! browser context (cookies), as for a person moving between pages.
+//! includes `/page.js` (`tests/browser/page.js`: `tessera.call`, `tessera.json`, `tessera.run`,
+//! `tessera.submitForm`) and publishes a JSON result; the test asserts on it, and on the
+//! [`Visit::exchanges`] (what the browser sent, forms posted to other origins included, and the
+//! status each got). Pages visited in one `visit` share one browser context (cookies), as for a
+//! person moving between pages.
 //!
 //! Needs `/usr/bin/chromium` (or `TESSERA_CHROMIUM`), `node` and `npm ci` done in
 //! `tests/browser` (`.ci/run` sees to all three); without them a test skips, and under `CI=true`
 //! fails.
+mod cookie;
 mod cors;
 
 use std::{
@@ -119,9 +122,34 @@ pub struct Visit {
     pub errors: Vec<String>,
     /// Requests that got no usable answer, `"<METHOD> <url>: <net::ERR_...>"`.
     pub failed_requests: Vec<String>,
+    /// Every answered request of the visit (its frames and popups included), in the order the
+    /// answers came; CORS preflights are not listed.
+    pub exchanges: Vec<Exchange>,
+}
+
+/// A request the browser sent and the status it got, as the network saw it (also requests
+/// whose answer the page may not read, such as a form posted to another site).
+#[derive(Debug, Deserialize)]
+pub struct Exchange {
+    pub method: String,
+    pub url: String,
+    pub status: u16,
+    /// The `Origin` header sent, if any; None also when the headers sent are unknown.
+    pub origin: Option<String>,
+    /// The names of the cookies sent; None when Chromium did not report the headers it sent
+    /// (it does not for a `no-cors` fetch).
+    pub cookies: Option<Vec<String>>,
 }
 
 impl Visit {
+    /// The exchanges with `url` (without its query).
+    pub fn exchanges_with(&self, url: &str) -> Vec<&Exchange> {
+        self.exchanges
+            .iter()
+            .filter(|e| e.url.split('?').next() == Some(url))
+            .collect()
+    }
+
     /// The console lines in which the browser says CORS blocked a call from this page.
     pub fn cors_refusals(&self) -> Vec<&str> {
         self.console
