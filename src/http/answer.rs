@@ -428,7 +428,7 @@ fn strings(description: &'static str) -> MetaSchemaRef {
 }
 
 const DETAIL: &str = "A human-readable message; it may change, match on `code`.";
-const CODE: &str = "The stable machine-readable code (README.md, \"Error codes\"): `not_authenticated`, `token_not_valid`, `not_found`, `throttled`...";
+const CODE: &str = "The stable machine-readable code (docs/api.md, \"Error codes\"): `not_authenticated`, `token_not_valid`, `not_found`, `throttled`...";
 
 /// `Error`, `TokenError` (+ `TokenErrorMessage`) and `ValidationError`.
 fn register_schemas(registry: &mut Registry) {

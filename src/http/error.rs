@@ -16,7 +16,7 @@ const RETRY_AFTER_SECS: &str = "1";
 
 /// The stable machine-readable `code` beside every `detail`: DRF's (or SimpleJWT's, Djoser's)
 /// name where they have one. Clients may match on these; the `detail` text may change.
-/// README.md lists them ("Error codes").
+/// docs/api.md lists them ("Error codes").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Code {
     /// 400: a body that is not valid JSON or form data, or could not be read (DRF's ParseError).

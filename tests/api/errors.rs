@@ -1,5 +1,5 @@
 //! Every `{"detail": ...}` answer carries a stable machine-readable `code` beside DRF's text
-//! (README.md, "Error codes"); field errors keep DRF's exact `{"field": ["message"]}` shape.
+//! (docs/api.md, "Error codes"); field errors keep DRF's exact `{"field": ["message"]}` shape.
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 

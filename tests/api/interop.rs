@@ -1,5 +1,5 @@
-//! The real Python stack (PyJWT, DRF + SimpleJWT) accepts Tessera's tokens, and the README's
-//! downstream examples run as written. Runs when `TESSERA_INTEROP_PYTHON` names a Python with
+//! The real Python stack (PyJWT, DRF + SimpleJWT) accepts Tessera's tokens, and the downstream
+//! examples of docs/tokens.md run as written. Runs when `TESSERA_INTEROP_PYTHON` names a Python with
 //! django, djangorestframework, djangorestframework-simplejwt, pyjwt and cryptography (`.ci/run`
 //! makes one); required under `CI=true`.
 use std::process::{Command, Output};
@@ -48,9 +48,9 @@ fn failed(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-/// The code block under `<!-- doc-test: NAME -->` in the README.
+/// The code block under `<!-- doc-test: NAME -->` in docs/tokens.md.
 fn readme_block(name: &str) -> String {
-    let readme = include_str!("../../README.md");
+    let readme = include_str!("../../docs/tokens.md");
     let marker = format!("<!-- doc-test: {name} -->\n```python\n");
     let start = readme.find(&marker).expect("README block") + marker.len();
     let len = readme[start..].find("\n```").expect("closed block");
