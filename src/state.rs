@@ -68,6 +68,8 @@ impl AppState {
         let db = database::connect(&settings.database).await?;
         if settings.database.migrate_on_start {
             database::migrate(&db).await?;
+        } else {
+            database::ensure_migrated(&db).await?;
         }
         let r = &settings.redis;
         let redis = if r.url.is_empty() && r.cluster_nodes.is_empty() {

@@ -92,7 +92,14 @@ impl KeyRing {
             AlgorithmFamily::Ec => EncodingKey::from_ec_pem(signing),
             _ => EncodingKey::from_ed_pem(signing),
         }
-        .map_err(bad)?;
+        // The bare "InvalidKeyFormat" does not say what is expected: a SEC1 EC key ("BEGIN EC
+        // PRIVATE KEY") is the usual mistake.
+        .map_err(|e| {
+            KeyError(format!(
+                "the signing key is not a {algorithm:?} private key in PKCS#8 PEM \
+                 (\"-----BEGIN PRIVATE KEY-----\"; convert with `openssl pkcs8 -topk8 -nocrypt`): {e}"
+            ))
+        })?;
         let own = public_key(
             Jwk::from_encoding_key(&encoding, algorithm).map_err(bad)?,
             algorithm,

@@ -53,6 +53,23 @@ pub async fn migrate(db: &DatabaseConnection) -> Result<(), StoreError> {
     lock.commit().await.map_err(failed)
 }
 
+/// Refuses to serve on a schema older than this binary (`database.migrate_on_start` off and
+/// `tessera migrate` not run): every request would fail with a 500 while readiness said 200.
+pub async fn ensure_migrated(db: &DatabaseConnection) -> Result<(), StoreError> {
+    let pending = Migrator::get_pending_migrations(db)
+        .await
+        .map_err(|e| super::store_error(e, ""))?;
+    if pending.is_empty() {
+        Ok(())
+    } else {
+        Err(StoreError::Internal(format!(
+            "the database schema is {} migration(s) behind this binary: run `tessera migrate` \
+             (or set database.migrate_on_start)",
+            pending.len()
+        )))
+    }
+}
+
 /// A cheap round trip for readiness checks.
 pub async fn ping(db: &DatabaseConnection) -> Result<(), StoreError> {
     db.execute_unprepared("SELECT 1")

@@ -316,3 +316,27 @@ async fn group_commands_manage_groups_and_members_as_the_operator(
     assert_eq!(ok(&["delete", "manager"]), "Group 'manager' deleted.\n");
     assert_eq!(ok(&["list"]), "auditor\t1\t\n");
 }
+
+#[test]
+fn an_unmigrated_database_stops_the_start_when_migrating_on_start_is_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        tessera(dir.path())
+            .env("TESSERA__DATABASE__MIGRATE_ON_START", "false")
+            .env("TESSERA_SUPERUSER_PASSWORD", "correct horse battery")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let refused = run(&["createsuperuser", "--username", "admin", "--no-input"]);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("run `tessera migrate`"), "{stderr}");
+    assert!(run(&["migrate"]).status.success());
+    let created = run(&["createsuperuser", "--username", "admin", "--no-input"]);
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+}
