@@ -87,10 +87,9 @@ impl BlockingPool {
             out
         })
         .await
-        .map(|out| {
+        .inspect(|_| {
             // Set when a job ends too, so an idle pool reads 0, not its last busy value.
             metrics::gauge!("tessera_password_hashing_in_flight").set(self.in_flight() as f64);
-            out
         })
         .map_err(|e| DomainError::Internal(format!("hashing job failed: {e}")))
     }
