@@ -78,7 +78,8 @@ pub async fn ping(db: &DatabaseConnection) -> Result<(), StoreError> {
         .map_err(|e| super::store_error(e, ""))
 }
 
-/// For `sqlite://path`, creates the file's folder and asks SQLite to create the file (`mode=rwc`).
+/// For `sqlite://path`, creates the file's folder (0700) and the file itself (0600, see
+/// [`owner_only`]), and keeps `mode=rwc` for SQLite.
 fn sqlite_url_with_folder(url: &str) -> Result<String, StoreError> {
     let Some(rest) = url
         .strip_prefix("sqlite://")
@@ -178,10 +179,14 @@ mod tests {
 
     #[test]
     fn sqlite_urls_get_create_mode() {
+        // The file is created (owner-only) as a side effect: in a folder of the test's own.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.db").display().to_string();
         assert_eq!(
-            sqlite_url_with_folder("sqlite://x.db").unwrap(),
-            "sqlite://x.db?mode=rwc"
+            sqlite_url_with_folder(&format!("sqlite://{path}")).unwrap(),
+            format!("sqlite://{path}?mode=rwc")
         );
+        assert!(dir.path().join("x.db").exists());
         assert_eq!(
             sqlite_url_with_folder("sqlite::memory:").unwrap(),
             "sqlite::memory:"
