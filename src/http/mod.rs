@@ -237,7 +237,7 @@ impl RouteLabels {
                     }
                 })
                 .collect();
-            let documented = if path.path.starts_with("/auth/") || path.path.starts_with("/api/") {
+            let documented = if routes::slashed(&path.path) {
                 format!("{}/", path.path)
             } else {
                 path.path.to_owned()

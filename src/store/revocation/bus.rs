@@ -121,7 +121,7 @@ async fn heartbeat(
         Some((seq, since)) if seq <= sql_seq => (seq, since),
         _ => (sql_seq, Instant::now()),
     });
-    if lost || mirror.needs_resync(None) {
+    if lost || mirror.needs_resync() {
         if lost {
             tracing::warn!("the in-memory revocation list missed an event: reloading it from SQL");
             // Redis missed it too (its writer failed before publishing): rebuild it as well.

@@ -183,12 +183,12 @@ impl Mirror {
         }
     }
 
-    /// A gap that outlived its grace, or SQL ahead of what was applied (a lost message).
-    pub fn needs_resync(&self, sql_sequence: Option<i64>) -> bool {
+    /// Not loaded, a gap that outlived its grace, or room again after an overflow. (SQL ahead
+    /// of the copy is the heartbeat's to judge: a message may still be on its way.)
+    pub fn needs_resync(&self) -> bool {
         self.lists.read().is_ok_and(|l| {
             !l.loaded
                 || l.gap_since.is_some_and(|t| t.elapsed() >= GAP_GRACE)
-                || sql_sequence.is_some_and(|s| s > l.seen)
                 || (l.overflow && l.jtis.len() + l.cutoffs.len() < self.cap * 9 / 10)
         })
     }
@@ -337,13 +337,11 @@ mod tests {
         assert_eq!(m.seen(), 6);
         std::thread::sleep(GAP_GRACE);
         assert_eq!(m.check(Some("x"), None, 0), None, "a lost message");
-        assert!(m.needs_resync(None));
+        assert!(m.needs_resync());
         m.apply(&jti(7, "b"));
         assert_eq!(m.seen(), 8);
         assert_eq!(m.check(Some("b"), None, 0), Some(true));
-        // SQL ahead of what came: resync.
-        assert!(m.needs_resync(Some(9)));
-        assert!(!m.needs_resync(Some(8)));
+        assert!(!m.needs_resync(), "the gap closed");
         m.distrust();
         assert_eq!(m.check(Some("b"), None, 0), None);
     }
