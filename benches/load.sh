@@ -57,12 +57,13 @@ peak() { awk '/^VmHWM/ {printf "%.1f MB", $2/1024}' "/proc/$1/status"; }
 # Idle memory first, each server alone: the embedded default, then PostgreSQL + Redis.
 serve 8102 "sqlite://$work/sqlite/tessera.db"
 sqlite_pid=${pids[-1]}
-sleep 1
+# Idle: five seconds after start-up, when the memory start-up freed has been given back.
+sleep 5
 idle_sqlite=$(rss "$sqlite_pid")
 kill "$sqlite_pid"
 serve 8100 "$pg/$db" REDIS_URL="$redis_url" TESSERA__REDIS__KEY_PREFIX="load:$$:"
 server=${pids[-1]}
-sleep 1
+sleep 5
 idle_pg=$(rss "$server")
 BARE_KEY="$key" BARE_BIND=127.0.0.1:8101 cargo bench --quiet --bench bare_verify >/dev/null 2>&1 &
 pids+=($!)

@@ -2,7 +2,7 @@
 //! served as Tessera's endpoints: the request path is rewritten before routing, so an alias is
 //! the endpoint itself (same rate limits, lockout, metrics label), never a way around them.
 use poem::{
-    Endpoint, IntoResponse, Request, Response,
+    Request,
     http::{Uri, uri::PathAndQuery},
 };
 use serde::Deserialize;
@@ -179,11 +179,7 @@ impl PathAliases {
 }
 
 /// Rewrites an alias to its endpoint's path (query kept) before anything routes or counts it.
-pub async fn rewrite<E: Endpoint>(
-    ep: &E,
-    mut req: Request,
-    aliases: &PathAliases,
-) -> poem::Result<Response> {
+pub fn rewrite(req: &mut Request, aliases: &PathAliases) {
     if let Some(path) = aliases.resolve(req.uri().path()) {
         let with_query = match req.uri().query() {
             Some(q) => format!("{path}?{q}"),
@@ -197,5 +193,4 @@ pub async fn rewrite<E: Endpoint>(
             }
         }
     }
-    ep.call(req).await.map(IntoResponse::into_response)
 }

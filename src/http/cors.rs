@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use poem::{
-    Endpoint, IntoResponse, Request, Response,
+    Request, Response,
     http::{HeaderMap, HeaderValue, Method, StatusCode, header},
 };
 use regex::Regex;
@@ -105,8 +105,10 @@ impl Cors {
         self.settings.allows(text).then(|| origin.clone())
     }
 
-    fn preflight(&self, origin: HeaderValue) -> Response {
+    /// The answer to a preflight from an allowed origin.
+    pub fn preflight(&self, origin: HeaderValue) -> Response {
         let mut response = Response::builder().status(StatusCode::OK).finish();
+        vary(&mut response);
         let headers = response.headers_mut();
         self.common(headers, origin);
         headers.insert(
@@ -134,30 +136,49 @@ impl Cors {
     }
 }
 
-/// Answers preflights from allowed origins and adds the headers to their other answers (errors
-/// included, so the page can read a 401's body). Every answer varies by `Origin` once CORS is on.
-pub async fn cors<E: Endpoint>(ep: &E, req: Request, cors: &Cors) -> poem::Result<Response> {
-    if !cors.enabled() {
-        return ep.call(req).await.map(IntoResponse::into_response);
-    }
-    let origin = cors.allowed(req.headers());
-    let is_preflight = req.method() == Method::OPTIONS
-        && req
-            .headers()
-            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
-    let mut response = match (origin.clone(), is_preflight) {
-        (Some(origin), true) => cors.preflight(origin),
-        _ => ep.call(req).await?.into_response(),
-    };
-    let headers = response.headers_mut();
-    headers.append(header::VARY, HeaderValue::from_static("origin"));
-    if let Some(origin) = origin
-        && !is_preflight
-    {
-        cors.common(headers, origin);
-        if let Some(expose) = &cors.expose_headers {
-            headers.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, expose.clone());
+/// What CORS saw of a request: nothing (CORS off), a preflight from an allowed origin (answered
+/// before anything else), or whether the request came from an allowed origin (which one).
+pub enum CorsSeen {
+    Off,
+    Preflight(HeaderValue),
+    On(Option<HeaderValue>),
+}
+
+impl Cors {
+    /// Before anything else: what the request is to CORS.
+    pub fn start(&self, req: &Request) -> CorsSeen {
+        if !self.enabled() {
+            return CorsSeen::Off;
+        }
+        let origin = self.allowed(req.headers());
+        let is_preflight = req.method() == Method::OPTIONS
+            && req
+                .headers()
+                .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+        match origin {
+            Some(origin) if is_preflight => CorsSeen::Preflight(origin),
+            origin => CorsSeen::On(origin),
         }
     }
-    Ok(response)
+
+    /// Every answer (errors included) gets the CORS headers its request earned.
+    pub fn finish(&self, seen: CorsSeen, response: &mut Response) {
+        let CorsSeen::On(origin) = seen else {
+            return;
+        };
+        vary(response);
+        if let Some(origin) = origin {
+            let headers = response.headers_mut();
+            self.common(headers, origin);
+            if let Some(expose) = &self.expose_headers {
+                headers.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, expose.clone());
+            }
+        }
+    }
+}
+
+fn vary(response: &mut Response) {
+    response
+        .headers_mut()
+        .append(header::VARY, HeaderValue::from_static("origin"));
 }

@@ -167,12 +167,16 @@ pub fn path_aliases(
 pub fn app(state: AppState, aliases: aliases::PathAliases) -> impl Endpoint + use<> {
     prometheus();
     let metrics_beside_api = state.settings.server.metrics_bind.is_none();
-    let labels = RouteLabels::new();
-    let table = std::sync::Arc::new(routes::RouteTable::new());
-    let cors = std::sync::Arc::new(cors::Cors::new(state.settings.cors.clone()));
     let api = api();
     let spec = openapi_json_for(state.settings.auth.basic, &aliases);
     let docs = api.swagger_ui_html().replacen(&api.spec(), &spec, 1);
+    let around = std::sync::Arc::new(Around {
+        cors: cors::Cors::new(state.settings.cors.clone()),
+        labels: RouteLabels::new(),
+        aliases,
+        table: routes::RouteTable::new(),
+        state,
+    });
     let mut routes = Route::new()
         .at(
             "/docs",
@@ -190,25 +194,46 @@ pub fn app(state: AppState, aliases: aliases::PathAliases) -> impl Endpoint + us
         // Paths are served with and without the trailing slash (Djoser's clients use both).
         .with(NormalizePath::new(TrailingSlash::Trim))
         .around(move |ep, req| {
-            let table = table.clone();
-            async move { routes::options(ep.as_ref(), req, &table).await }
+            let around = around.clone();
+            async move { Ok(around.call(ep.as_ref(), req).await) }
         })
-        .around(move |ep, req| {
-            let aliases = aliases.clone();
-            async move { aliases::rewrite(ep.as_ref(), req, &aliases).await }
-        })
-        .around(throttle::client_address)
-        .data(state)
-        .around(move |ep, req| {
-            let labels = labels.clone();
-            async move { Ok(observe(ep, req, labels).await) }
-        })
-        // Outermost: preflights are answered before anything else, and every answer (errors
+}
+
+/// What every request goes through around the routes, as steps of one layer rather than a
+/// layer each: nested layers made a 15 KB future (each holding its own `Request`) that was
+/// built and moved on every request.
+struct Around {
+    cors: cors::Cors,
+    labels: RouteLabels,
+    aliases: aliases::PathAliases,
+    table: routes::RouteTable,
+    state: AppState,
+}
+
+impl Around {
+    async fn call<E: Endpoint>(&self, ep: &E, req: Request) -> Response {
+        // First: preflights are answered before anything else, and every answer (errors
         // included) gets the CORS headers.
-        .around(move |ep, req| {
-            let cors = cors.clone();
-            async move { cors::cors(ep.as_ref(), req, &cors).await }
-        })
+        let seen = self.cors.start(&req);
+        if let cors::CorsSeen::Preflight(origin) = seen {
+            return self.cors.preflight(origin);
+        }
+        let mut response = observe(ep, req, self).await;
+        self.cors.finish(seen, &mut response);
+        response
+    }
+
+    /// Inside the request's span: the state, the client's address, an alias rewritten to its
+    /// endpoint's path (so it shares the endpoint's limits and label), `OPTIONS` metadata.
+    async fn route<E: Endpoint>(&self, ep: &E, mut req: Request) -> poem::Result<Response> {
+        req.extensions_mut().insert(self.state.clone());
+        throttle::client_address(&mut req);
+        aliases::rewrite(&mut req, &self.aliases);
+        if let Some(metadata) = routes::options(&req, &self.table) {
+            return Ok(metadata);
+        }
+        ep.call(req).await.map(IntoResponse::into_response)
+    }
 }
 
 /// Metrics labels by route: poem's pattern of each operation (`/auth/users/:param0`) to its
@@ -298,11 +323,7 @@ fn metrics_text() -> Response {
 }
 
 /// Request id, tracing span, DRF-shaped errors and security headers for every answer.
-async fn observe<E: Endpoint>(
-    ep: std::sync::Arc<E>,
-    req: Request,
-    labels: RouteLabels,
-) -> Response {
+async fn observe<E: Endpoint>(ep: &E, req: Request, around: &Around) -> Response {
     let request_id = req
         .headers()
         .get(REQUEST_ID)
@@ -336,14 +357,13 @@ async fn observe<E: Endpoint>(
     );
     let started = Instant::now();
     async move {
-        let (mut response, route) = match ep.call(req).await {
+        let (mut response, route) = match around.route(ep, req).await {
             Ok(r) => {
-                let r = r.into_response();
-                let route = labels.of(r.data::<PathPattern>());
+                let route = around.labels.of(r.data::<PathPattern>());
                 (r, route)
             }
             Err(e) => {
-                let route = labels.of(e.data::<PathPattern>());
+                let route = around.labels.of(e.data::<PathPattern>());
                 (error::into_drf(e, &method), route)
             }
         };

@@ -1,7 +1,7 @@
 //! The API's paths as the OpenAPI document lists them, matched against request paths before
 //! poem's router runs: for `OPTIONS` answers (DRF's metadata) and for path aliases.
 use poem::{
-    Endpoint, IntoResponse, Request, Response,
+    Request, Response,
     http::{Method, StatusCode, header},
 };
 use poem_openapi::OpenApi;
@@ -133,15 +133,9 @@ impl ApiPath {
 
 /// Answers `OPTIONS` on every documented path (no authentication, like a CORS preflight that
 /// carries none); other requests go on to the router.
-pub async fn options<E: Endpoint>(
-    ep: &E,
-    req: Request,
-    table: &RouteTable,
-) -> poem::Result<Response> {
-    if req.method() == Method::OPTIONS
-        && let Some(path) = table.find(req.uri().path())
-    {
-        return Ok(path.metadata());
+pub fn options(req: &Request, table: &RouteTable) -> Option<Response> {
+    if req.method() != Method::OPTIONS {
+        return None;
     }
-    ep.call(req).await.map(IntoResponse::into_response)
+    table.find(req.uri().path()).map(|path| path.metadata())
 }

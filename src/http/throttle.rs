@@ -91,15 +91,14 @@ fn resolve(req: &Request, trusted: &[ipnet::IpNet]) -> Option<IpAddr> {
 }
 
 /// Resolves the client address once per request, for the limits, the lockout and the logs.
-pub async fn client_address<E: Endpoint>(ep: Arc<E>, mut req: Request) -> poem::Result<Response> {
+pub fn client_address(req: &mut Request) {
     if let Some(state) = req.data::<AppState>() {
-        let ip = resolve(&req, &state.settings.throttle.trusted_proxies);
+        let ip = resolve(req, &state.settings.throttle.trusted_proxies);
         req.extensions_mut().insert(ClientIp(ip));
         if let Some(ip) = ip {
             tracing::Span::current().record("client", tracing::field::display(ip));
         }
     }
-    ep.call(req).await.map(IntoResponse::into_response)
 }
 
 /// The endpoint group of an operation, for `throttle.scopes`, from its route template.

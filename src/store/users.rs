@@ -644,6 +644,7 @@ mod tests {
             parallelism: 1,
             workers: 1,
             queue: 4,
+            nice: 0,
             min_length: 8,
             max_similarity: 0.7,
         };

@@ -2,18 +2,18 @@
 //! then replaced at login), and Django's four default validators.
 use std::{collections::HashSet, sync::Arc};
 
+use super::DomainError;
 use argon2::{
     Algorithm, Argon2, Params, Version,
     password_hash::{PasswordHasher as _, PasswordVerifier as _, phc::PasswordHash},
 };
-use tokio::sync::Semaphore;
-
-use super::DomainError;
 
 mod django;
+mod pool;
 
 use django::DjangoHash;
 pub use django::UnreadableHash;
+pub use pool::BlockingPool;
 
 /// The `[passwords]` section: argon2id's cost, the hashing pool and the validators' knobs.
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -26,74 +26,14 @@ pub struct PasswordSettings {
     pub workers: usize,
     /// Jobs that may wait for a thread.
     pub queue: usize,
+    /// The hashing threads' nice value (0 to 19): requests that need no hashing go first.
+    pub nice: i32,
     pub min_length: usize,
     pub max_similarity: f64,
 }
 
 /// Passwords of this many bytes or more are refused before hashing (no hashing DoS).
 pub const MAX_PASSWORD_BYTES: usize = 4096;
-
-/// Runs CPU-heavy jobs off the async executor: at most `workers` at once, at most `queue` more
-/// waiting; beyond that a job is refused at once, so memory stays bounded under a login flood.
-#[derive(Clone)]
-pub struct BlockingPool {
-    admitted: Arc<Semaphore>,
-    workers: Arc<Semaphore>,
-    capacity: usize,
-}
-
-impl BlockingPool {
-    pub fn new(workers: usize, queue: usize) -> Self {
-        let workers = workers.max(1);
-        Self {
-            admitted: Arc::new(Semaphore::new(workers + queue)),
-            workers: Arc::new(Semaphore::new(workers)),
-            capacity: workers + queue,
-        }
-    }
-
-    /// Jobs running or waiting now.
-    pub fn in_flight(&self) -> usize {
-        self.capacity - self.admitted.available_permits()
-    }
-
-    /// Runs `job` on a blocking thread, or answers `Busy` when the pool and its queue are full.
-    pub async fn run<T, F>(&self, job: F) -> Result<T, DomainError>
-    where
-        T: Send + 'static,
-        F: FnOnce() -> T + Send + 'static,
-    {
-        let admitted = self.admitted.clone().try_acquire_owned().map_err(|_| {
-            metrics::counter!("tessera_password_hashing_rejected_total").increment(1);
-            DomainError::Busy
-        })?;
-        let queued = std::time::Instant::now();
-        let worker = self
-            .workers
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| DomainError::Busy)?;
-        metrics::gauge!("tessera_password_hashing_in_flight").set(self.in_flight() as f64);
-        metrics::histogram!("tessera_password_hashing_wait_seconds")
-            .record(queued.elapsed().as_secs_f64());
-        let span = tracing::Span::current();
-        // The permits move into the job: a request that gives up still holds its place until the
-        // job really ends, so the bound counts CPU work, not waiting futures.
-        tokio::task::spawn_blocking(move || {
-            let _entered = span.enter();
-            let out = job();
-            drop((worker, admitted));
-            out
-        })
-        .await
-        .inspect(|_| {
-            // Set when a job ends too, so an idle pool reads 0, not its last busy value.
-            metrics::gauge!("tessera_password_hashing_in_flight").set(self.in_flight() as f64);
-        })
-        .map_err(|e| DomainError::Internal(format!("hashing job failed: {e}")))
-    }
-}
 
 /// What checking a password against a stored hash found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -193,7 +133,7 @@ impl PasswordHasher {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
         };
-        let pool = BlockingPool::new(workers, settings.queue);
+        let pool = BlockingPool::new(workers, settings.queue, settings.nice);
         let p = settings;
         let params = Params::new(p.memory_kib, p.iterations, p.parallelism, None)
             .map_err(|e| DomainError::Internal(format!("argon2 parameters: {e}")))?;
@@ -421,6 +361,7 @@ mod tests {
             parallelism: 1,
             workers: 1,
             queue: 4,
+            nice: 0,
             min_length: 8,
             max_similarity: 0.7,
         }
@@ -506,7 +447,7 @@ mod tests {
 
     #[tokio::test]
     async fn pool_refuses_work_beyond_its_queue() {
-        let pool = BlockingPool::new(1, 1);
+        let pool = BlockingPool::new(1, 1, 0);
         let (release, wait) = std::sync::mpsc::channel::<()>();
         let wait = Arc::new(std::sync::Mutex::new(wait));
         let spawn_blocked = |pool: BlockingPool| {

@@ -211,6 +211,7 @@ fn service(user: &User, reuse_grace: Duration) -> TokenService {
         parallelism: 1,
         workers: 1,
         queue: 1,
+        nice: 0,
         min_length: 8,
         max_similarity: 0.7,
     };

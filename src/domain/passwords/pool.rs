@@ -1,0 +1,138 @@
+//! The hashing threads: a few of their own, at a lower priority, behind a bounded queue.
+use std::sync::{Arc, Mutex, mpsc};
+
+use tokio::sync::{Semaphore, oneshot};
+
+use super::DomainError;
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Runs CPU-heavy jobs off the async executor: at most `workers` at once, at most `queue` more
+/// waiting; beyond that a job is refused at once, so memory stays bounded under a login flood.
+///
+/// The threads are the pool's own rather than tokio's blocking ones, so that they alone can be
+/// niced: under a login storm the request threads (and the database) go first and a verify
+/// keeps its latency, while hashing gets every cycle nobody else wants.
+#[derive(Clone)]
+pub struct BlockingPool {
+    admitted: Arc<Semaphore>,
+    jobs: mpsc::Sender<Job>,
+    capacity: usize,
+}
+
+impl BlockingPool {
+    pub fn new(workers: usize, queue: usize, nice: i32) -> Self {
+        let workers = workers.max(1);
+        let (jobs, waiting) = mpsc::channel::<Job>();
+        let waiting = Arc::new(Mutex::new(waiting));
+        for n in 0..workers {
+            let waiting = waiting.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("tessera-hash-{n}"))
+                .spawn(move || {
+                    lower_priority(nice);
+                    // Ends when the pool (every sender) is dropped.
+                    loop {
+                        let job = match waiting.lock() {
+                            Ok(receiver) => receiver.recv(),
+                            Err(_) => return,
+                        };
+                        let Ok(job) = job else { return };
+                        // A job that panics drops its answer (an error for its request), not
+                        // the thread: a pool that lost its threads would hang every login.
+                        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+                    }
+                });
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "could not start a hashing thread");
+            }
+        }
+        Self {
+            // The jobs a thread runs count too: `workers + queue` in all.
+            admitted: Arc::new(Semaphore::new(workers + queue)),
+            jobs,
+            capacity: workers + queue,
+        }
+    }
+
+    /// Jobs running or waiting now.
+    pub fn in_flight(&self) -> usize {
+        self.capacity - self.admitted.available_permits()
+    }
+
+    /// Runs `job` on a hashing thread, or answers `Busy` when the pool and its queue are full.
+    pub async fn run<T, F>(&self, job: F) -> Result<T, DomainError>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> T + Send + 'static,
+    {
+        let admitted = self.admitted.clone().try_acquire_owned().map_err(|_| {
+            metrics::counter!("tessera_password_hashing_rejected_total").increment(1);
+            DomainError::Busy
+        })?;
+        metrics::gauge!("tessera_password_hashing_in_flight").set(self.in_flight() as f64);
+        let queued = std::time::Instant::now();
+        let span = tracing::Span::current();
+        let (answer, answered) = oneshot::channel();
+        // The permit moves into the job: a request that gives up still holds its place until the
+        // job really ends, so the bound counts CPU work, not waiting futures.
+        let job: Job = Box::new(move || {
+            metrics::histogram!("tessera_password_hashing_wait_seconds")
+                .record(queued.elapsed().as_secs_f64());
+            let _entered = span.enter();
+            let out = job();
+            drop(admitted);
+            let _ = answer.send(out);
+        });
+        self.jobs
+            .send(job)
+            .map_err(|_| DomainError::Internal("the hashing threads are gone".into()))?;
+        let out = answered
+            .await
+            .map_err(|_| DomainError::Internal("a hashing job ended without an answer".into()));
+        // Set when a job ends too, so an idle pool reads 0, not its last busy value.
+        metrics::gauge!("tessera_password_hashing_in_flight").set(self.in_flight() as f64);
+        out
+    }
+}
+
+/// Raises the calling thread's nice value (on Linux a thread's own, whatever POSIX says of
+/// processes). Raising needs no privilege; failing only costs latency, so it is logged.
+fn lower_priority(nice: i32) {
+    if nice == 0 {
+        return;
+    }
+    // `None` is `who = 0`: the calling thread.
+    if let Err(e) = rustix::process::setpriority_process(None, nice) {
+        tracing::warn!(nice, error = %e, "could not lower the hashing threads' priority");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn jobs_run_on_threads_of_the_configured_nice_value() {
+        let pool = BlockingPool::new(2, 4, 7);
+        for _ in 0..4 {
+            let nice = pool
+                .run(|| rustix::process::getpriority_process(None))
+                .await
+                .expect("ran")
+                .expect("read");
+            assert_eq!(nice, 7);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_job_that_panics_fails_alone_and_the_pool_keeps_its_threads() {
+        let pool = BlockingPool::new(1, 1, 0);
+        for _ in 0..3 {
+            let failed = pool.run(|| -> u8 { panic!("a job that panics") }).await;
+            assert!(matches!(failed, Err(DomainError::Internal(_))));
+        }
+        assert_eq!(pool.run(|| 42).await.expect("ran"), 42);
+        assert_eq!(pool.in_flight(), 0);
+    }
+}
