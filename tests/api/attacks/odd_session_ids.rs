@@ -13,6 +13,7 @@ async fn odd_session_ids_are_not_found_and_end_nothing(backend: Backend) {
     let (access, refresh) = jwt_login(&app, &user, "Phone").await;
     let admin = app.staff().await;
     let huge = "f".repeat(8_000);
+    // (`..` and `%2e%2e` are resolved by the client's URL parser before sending: not tried.)
     let odd = [
         huge.as_str(),
         "0",
@@ -20,8 +21,7 @@ async fn odd_session_ids_are_not_found_and_end_nothing(backend: Backend) {
         "99999999999999999999999999",
         "null",
         "%00",
-        "%2e%2e",
-        "..",
+        "%2E%2E%2F",
         "00000000-0000-0000-0000-000000000000",
         "ffffffff-ffff-ffff-ffff-ffffffffffff",
         "urn:uuid:00000000-0000-0000-0000-000000000000",
