@@ -600,3 +600,93 @@ async fn a_session_ended_on_one_instance_is_refused_by_the_others() {
         assert_eq!(me(app, &bearer(&keeper)).await.0, StatusCode::OK);
     }
 }
+
+/// Each end of a session is an audit event naming the session, who ended it and how, with no
+/// token in it; the SQL copy keeps the event with the user and the actor.
+#[tokio::test]
+async fn ending_a_session_is_audited() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_tessera"));
+    command
+        .current_dir(dir.path())
+        .env("TESSERA__LOG__FORMAT", "json")
+        .env("TESSERA__AUDIT__STORE_IN_SQL", "true")
+        .env("TESSERA__SESSIONS__ENABLED", "true")
+        .env("TESSERA__PASSWORDS__MEMORY_KIB", "4096")
+        .env("TESSERA__PASSWORDS__ITERATIONS", "1");
+    let mut server = ServerProcess::start(command);
+    let client = client();
+    let base = server.base.clone();
+    let credentials = json!({"username": "audited", "password": PASSWORD});
+    let response = client
+        .post(format!("{base}/auth/users/"))
+        .json(&credentials)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let mut pairs = Vec::new();
+    for _ in 0..2 {
+        let pair: Value = client
+            .post(format!("{base}/api/token/"))
+            .json(&credentials)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        pairs.push(pair);
+    }
+    let ended = sid(pairs[0]["access"].as_str().unwrap());
+    let response = client
+        .delete(format!("{base}/auth/sessions/{ended}/"))
+        .bearer_auth(pairs[1]["access"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    server.terminate();
+    assert!(
+        server
+            .exited_within(Duration::from_secs(10))
+            .await
+            .is_some()
+    );
+    let text = server.log();
+    let line = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|e| e["target"] == "tessera::audit" && e["message"] == "session ended")
+        .unwrap_or_else(|| panic!("no `session ended` in {text}"));
+    let field = |name: &str| line.get(name).or_else(|| line["fields"].get(name)).cloned();
+    assert_eq!(field("session_id"), Some(json!(ended)), "{line}");
+    assert_eq!(field("ended_by"), Some(json!("self")), "{line}");
+    assert_eq!(field("kind"), Some(json!("jwt")), "{line}");
+    assert_eq!(field("user_id"), field("actor_id"), "{line}");
+    for pair in &pairs {
+        for token in [&pair["access"], &pair["refresh"]] {
+            assert!(
+                !text.contains(token.as_str().unwrap()),
+                "a token in the log"
+            );
+        }
+    }
+    let db =
+        sea_orm::Database::connect(format!("sqlite://{}/data/tessera.db", dir.path().display()))
+            .await
+            .unwrap();
+    let rows = sea_orm::ConnectionTrait::query_all_raw(
+        &db,
+        sea_orm::Statement::from_string(
+            sea_orm::DatabaseBackend::Sqlite,
+            "SELECT user_id, actor_id FROM audit_events WHERE event = 'session ended'",
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(rows.len(), 1);
+    let user: Option<String> = rows[0].try_get("", "user_id").unwrap();
+    let actor: Option<String> = rows[0].try_get("", "actor_id").unwrap();
+    assert!(user.is_some() && user == actor);
+}

@@ -4,6 +4,7 @@ mod basic_auth_is_no_password_oracle;
 mod ending_a_session_with_an_ended_session;
 mod ending_another_users_session;
 mod forged_and_odd_claims;
+mod forged_session_claims;
 mod garbled_password_hashes;
 mod lockout_bypass_by_parallel_guesses;
 mod lockout_bypass_through_account_changes;
