@@ -30,8 +30,20 @@ pub struct Caller {
     pub user: User,
     /// The SHA-256 of the opaque key presented, when the `Token` scheme was used.
     pub opaque_key: Option<String>,
-    /// The session the credentials belong to: a JWT's `sid`, or the opaque key's session.
-    pub session: Option<Uuid>,
+    /// The session a Bearer token names (its `sid`).
+    pub sid: Option<Uuid>,
+}
+
+impl Caller {
+    /// The session the credentials belong to: a JWT's `sid`, or the opaque key's session
+    /// (derived only when asked: not on every `Token` request).
+    pub fn session(&self) -> Option<Uuid> {
+        self.sid.or_else(|| {
+            self.opaque_key
+                .as_ref()
+                .map(|hash| Handle::Key(hash.clone()).session_id())
+        })
+    }
 }
 
 /// Where the request comes from: the client address (`throttle::client_ip`) and User-Agent.
@@ -102,10 +114,10 @@ async fn bearer(state: &AppState, parts: &[&str]) -> Result<Caller, ApiError> {
         ));
     }
     match state.tokens.authenticate(parts[1]).await {
-        Ok((user, session)) => Ok(Caller {
+        Ok((user, sid)) => Ok(Caller {
             user,
             opaque_key: None,
-            session,
+            sid,
         }),
         Err(DomainError::Token(
             e @ (TokenError::Refused(VerifyError::NoUser)
@@ -130,8 +142,8 @@ async fn opaque(state: &AppState, parts: &[&str], client: &Client<'_>) -> Result
             let (user, hash) = state.opaque.authenticate(parts[1], client).await?;
             Ok(Caller {
                 user,
-                session: Some(Handle::Key(hash.clone()).session_id()),
                 opaque_key: Some(hash),
+                sid: None,
             })
         }
         _ => Err(failed(
@@ -165,7 +177,7 @@ async fn basic(state: &AppState, parts: &[&str], ip: Option<IpAddr>) -> Result<C
         Ok(user) => Ok(Caller {
             user,
             opaque_key: None,
-            session: None,
+            sid: None,
         }),
         Err(DomainError::InvalidCredentials) => Err(failed("Invalid username/password.")),
         Err(other) => Err(other.into()),

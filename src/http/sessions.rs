@@ -87,7 +87,7 @@ fn session_id(id: &str) -> Result<Uuid, ApiError> {
 }
 
 async fn listed(state: &AppState, user: &User, caller: &Caller) -> Result<Listed, ApiError> {
-    let sessions = state.sessions.list(user, caller.session).await?;
+    let sessions = state.sessions.list(user, caller.session()).await?;
     Ok(Listed::Ok(Json(
         sessions.into_iter().map(Into::into).collect(),
     )))
@@ -128,7 +128,7 @@ impl SessionsApi {
     ) -> Answer<NoContent, NoSession> {
         state
             .sessions
-            .end_all(&caller.user, caller.session, &caller.user)
+            .end_all(&caller.user, caller.session(), &caller.user)
             .await?;
         Ok(NoContent::Done)
     }
