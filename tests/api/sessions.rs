@@ -20,6 +20,7 @@ on_every_backend!(
     sessions_are_off_by_default,
     logins_from_before_sessions_are_listed_without_details,
     a_password_change_ends_the_listed_sessions,
+    drfs_one_key_is_one_session_noting_its_use,
 );
 
 /// Settings that turn sessions on, with one opaque key per login.
@@ -558,6 +559,30 @@ async fn a_password_change_ends_the_listed_sessions(backend: Backend) {
     let pruned = app.app_state.tokens.prune().await.unwrap();
     assert!(pruned >= 1, "{pruned}");
     assert_eq!(sessions_of(&app, &bearer(&access)).await.len(), 1);
+}
+
+/// DRF's one key per user: every login answers the same key, which stays one session; its
+/// first use is noted as its last use (later ones at most once a minute).
+async fn drfs_one_key_is_one_session_noting_its_use(backend: Backend) {
+    let app = TestApp::spawn_with(backend, &[("TESSERA__SESSIONS__ENABLED", "true")]).await;
+    let user = app.register("drf").await;
+    let key = key_login(&app, &user, "First").await;
+    assert_eq!(key_login(&app, &user, "Second").await, key);
+    let response = app
+        .request(Method::GET, "/auth/users/me/")
+        .header("Authorization", token(&key))
+        .header("User-Agent", "Reader/3")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let listed = sessions_of(&app, &token(&key)).await;
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0]["kind"], "token");
+    assert_eq!(listed[0]["user_agent"], "First");
+    assert_eq!(listed[0]["last_user_agent"], "Reader/3");
+    assert!(listed[0]["last_used"].is_string());
+    assert_eq!(listed[0]["current"], true);
 }
 
 /// Three instances on one database and Redis: a session ended on one is refused by the others
