@@ -21,6 +21,7 @@ on_every_backend!(
     logins_from_before_sessions_are_listed_without_details,
     a_password_change_ends_the_listed_sessions,
     drfs_one_key_is_one_session_noting_its_use,
+    staff_name_users_by_number_with_integer_ids,
 );
 
 /// Settings that turn sessions on, with one opaque key per login.
@@ -583,6 +584,31 @@ async fn drfs_one_key_is_one_session_noting_its_use(backend: Backend) {
     assert_eq!(listed[0]["last_user_agent"], "Reader/3");
     assert!(listed[0]["last_used"].is_string());
     assert_eq!(listed[0]["current"], true);
+}
+
+/// With Django's integer ids the staff views take the number, as the user paths do.
+async fn staff_name_users_by_number_with_integer_ids(backend: Backend) {
+    let mut settings = SESSIONS_ON.to_vec();
+    settings.push(("TESSERA__ACCOUNTS__USER_ID", "integer"));
+    let app = TestApp::spawn_with(backend, &settings).await;
+    let admin = app.staff().await;
+    let user = app.register("numbered").await;
+    assert!(user.id.parse::<i64>().is_ok(), "{}", user.id);
+    let (access, refresh) = jwt_login(&app, &user, "One").await;
+    let path = format!("/auth/users/{}/sessions/", user.id);
+    let (status, body) = call(&app, &admin, Method::GET, &path, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body[0]["id"].as_str().unwrap(), sid(&access));
+    let (status, _) = call(
+        &app,
+        &admin,
+        Method::DELETE,
+        &format!("{path}{}/", sid(&access)),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    jwt_refused(&app, &access, &refresh).await;
 }
 
 /// Three instances on one database and Redis: a session ended on one is refused by the others
