@@ -22,9 +22,10 @@ impl TokenService {
             let facts = self.access_claims(&user).await?;
             let stamp = Some(user.credential_version);
             // The session is the ledger's family of the token, never the token's own `sid`.
-            let family = match self.sessions.enabled() {
-                true => self.ledger.find(&claims.jti).await?.map(|row| row.family),
-                false => None,
+            let family = if self.sessions.enabled() {
+                self.ledger.find(&claims.jti).await?.map(|row| row.family)
+            } else {
+                None
             };
             if let Some(family) = family {
                 carried.extend(self.session_claim(family));
