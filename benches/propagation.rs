@@ -66,7 +66,7 @@ async fn main() {
     for i in 0..300 {
         let pair = states[i % 3]
             .tokens
-            .obtain("bench", "correct horse battery", None)
+            .obtain("bench", "correct horse battery", &Default::default())
             .await
             .expect("pair");
         states[i % 3]

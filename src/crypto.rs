@@ -47,6 +47,15 @@ pub fn sha256_hex(text: &str) -> String {
     hex(&Sha256::digest(text.as_bytes()))
 }
 
+/// A UUID made of the first 128 bits of SHA-256(`text`): a stable name for a secret's hash
+/// that reveals nothing of the hash itself (an opaque key's session id).
+pub fn digest_uuid(text: &str) -> Uuid {
+    let digest = Sha256::digest(text.as_bytes());
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    Uuid::from_bytes(bytes)
+}
+
 /// Constant-time equality of two secrets (lengths are not secret).
 pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     bool::from(a.ct_eq(b))

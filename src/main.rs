@@ -214,7 +214,14 @@ async fn run(
             let user = user_named(&state, &username).await?;
             let key = state
                 .opaque
-                .key_for(&user, "tessera create-token", reset)
+                .key_for(
+                    &user,
+                    &tessera::domain::sessions::Client {
+                        ip: None,
+                        user_agent: "tessera create-token",
+                    },
+                    reset,
+                )
                 .await?;
             println!("Generated token {key} for user {username}");
             Ok(())

@@ -18,6 +18,7 @@ use crate::{
         passwords::{PasswordHasher, PasswordRules},
         revocation::RevocationStore,
         roles::RoleView,
+        sessions::{SessionLog, SessionService},
         throttle::{LoginGuard, Throttle},
         tokens::{TokenService, revocation_margin},
         users::{UserService, UserStore},
@@ -35,6 +36,7 @@ use crate::{
             bus::{self, Bus},
             mirror::Mirror,
         },
+        sessions::SqlSessionStore,
         throttle::{MemoryCounters, RateLimiterAndCounter, RedisCounters},
         tokens::SqlTokenLedger,
         users::{CachedUserStore, SqlUserStore},
@@ -49,6 +51,7 @@ pub struct AppState {
     pub roles: Arc<RoleView>,
     pub tokens: Arc<TokenService>,
     pub opaque: Arc<OpaqueTokenService>,
+    pub sessions: Arc<SessionService>,
     pub accounts: Arc<AccountService>,
     pub groups: Arc<GroupService>,
     pub readiness: Arc<Readiness>,
@@ -143,6 +146,10 @@ impl AppState {
             revocations.clone(),
             revocation_margin(settings.jwt.rules.leeway),
         );
+        let session_log = Arc::new(SessionLog::new(
+            Some(Arc::new(SqlSessionStore::new(db.clone()))),
+            settings.sessions.enabled,
+        ));
         let tokens = TokenService::new(
             settings.jwt.rules.clone(),
             keys,
@@ -150,6 +157,7 @@ impl AppState {
             revocations,
             users.clone(),
             Some(sql_groups),
+            session_log.clone(),
         );
         // Opaque keys are derived under a subkey of the signing key: no second secret to manage.
         let opaque_secret = crypto::derive(&signing_material, Subkey::OpaqueKeys)?;
@@ -165,9 +173,12 @@ impl AppState {
             users.clone(),
             opaque_secret,
             settings.tokens.clone(),
+            session_log.clone(),
         );
         let tokens = Arc::new(tokens);
         let opaque = Arc::new(opaque);
+        let sessions =
+            SessionService::new(session_log, tokens.clone(), opaque.clone(), users.clone());
         let mailer = MailQueue::start(settings.email.clone())?;
         let a = &settings.accounts;
         let links = AccountTokens::new(
@@ -189,6 +200,7 @@ impl AppState {
             roles: Arc::new(roles),
             tokens,
             opaque,
+            sessions: Arc::new(sessions),
             accounts: Arc::new(accounts),
             groups: Arc::new(groups),
             readiness: Arc::new(readiness),

@@ -10,6 +10,7 @@ pub mod opaque;
 pub(crate) mod passwords;
 pub(crate) mod revocation;
 pub mod roles;
+pub mod sessions;
 pub mod setting_values;
 pub mod throttle;
 pub mod tokens;
@@ -53,6 +54,9 @@ pub enum DomainError {
     /// An opaque key was refused (DRF's reasons).
     #[error(transparent)]
     Opaque(#[from] opaque::OpaqueError),
+    /// A session operation was refused (unknown session, sessions off).
+    #[error(transparent)]
+    Session(#[from] sessions::SessionError),
     /// A JWT was refused (SimpleJWT's reasons).
     #[error(transparent)]
     Token(#[from] tokens::TokenError),

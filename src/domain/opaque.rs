@@ -11,6 +11,7 @@ use crate::crypto::{MacKey, ct_eq, random_hex, sha256_hex};
 
 use super::{
     DomainError, StoreError,
+    sessions::{Client, Handle, SessionLog},
     users::{User, UserService},
 };
 
@@ -71,6 +72,8 @@ pub struct OpaqueTokenService {
     /// Derives one-key-per-user keys.
     secret: MacKey,
     rules: OpaqueRules,
+    /// Every new key starts a session; uses are noted as `last_used_at` is.
+    sessions: Arc<SessionLog>,
 }
 
 /// Hex digits of a key's hash that name its session in `/auth/token/sessions/`.
@@ -85,12 +88,14 @@ impl OpaqueTokenService {
         users: Arc<UserService>,
         secret: MacKey,
         rules: OpaqueRules,
+        sessions: Arc<SessionLog>,
     ) -> Self {
         Self {
             store,
             users,
             secret,
             rules,
+            sessions,
         }
     }
 
@@ -113,23 +118,43 @@ impl OpaqueTokenService {
         Ok(true)
     }
 
+    /// The user's keys that still work (not expired, not from before a credential change):
+    /// their sessions.
+    pub async fn live_keys(&self, user: &User) -> Result<Vec<OpaqueToken>, DomainError> {
+        let now = Utc::now();
+        let mut keys = self.store.for_user(user.id).await?;
+        keys.retain(|k| {
+            k.expires_at.is_none_or(|e| e > now) && k.credential_version == user.credential_version
+        });
+        Ok(keys)
+    }
+
+    /// Deletes one key, everywhere (a session ended).
+    pub async fn end_key(&self, key_sha256: &str) -> Result<(), DomainError> {
+        Ok(self.store.delete(key_sha256).await?)
+    }
+
     /// The caller's key after checking its password (a fresh one, or DRF's same key again).
     pub async fn login(
         &self,
         username: &str,
         password: &str,
-        device: &str,
-        ip: Option<std::net::IpAddr>,
+        client: &Client<'_>,
     ) -> Result<String, DomainError> {
-        let user = self.users.authenticate(username, password, ip).await?;
-        self.key_for(&user, device, false).await
+        let user = self
+            .users
+            .authenticate(username, password, client.ip)
+            .await?;
+        self.key_for(&user, client, false).await
     }
 
-    /// The user's key: with `reset`, earlier keys are deleted first (drf_create_token -r).
+    /// The user's key: with `reset`, earlier keys are deleted first (drf_create_token -r). A
+    /// new key starts a session; DRF's same key again continues its own. Every opaque login
+    /// path ends here.
     pub async fn key_for(
         &self,
         user: &User,
-        device: &str,
+        client: &Client<'_>,
         reset: bool,
     ) -> Result<String, DomainError> {
         if reset {
@@ -147,6 +172,8 @@ impl OpaqueTokenService {
                 let usable = row.expires_at.is_none_or(|e| e > now)
                     && row.credential_version == user.credential_version;
                 if usable && ct_eq(sha256_hex(&key).as_bytes(), row.key_sha256.as_bytes()) {
+                    let session = Handle::Key(row.key_sha256).session_id();
+                    self.sessions.used(session, client, None).await?;
                     return Ok(key);
                 }
                 // Expired, from before a credential change, or derived with another secret.
@@ -163,7 +190,7 @@ impl OpaqueTokenService {
             key_sha256: sha256_hex(&key),
             user_id: user.id,
             nonce,
-            name: device.chars().take(200).collect(),
+            name: client.user_agent.chars().take(200).collect(),
             created_at: now,
             last_used_at: None,
             expires_at: self.rules.lifetime.map(|l| now + l),
@@ -171,11 +198,20 @@ impl OpaqueTokenService {
             credential_version: user.credential_version,
         };
         self.store.insert(&row).await?;
+        let handle = Handle::Key(row.key_sha256);
+        self.sessions
+            .started(user, &handle, client, row.expires_at)
+            .await?;
         Ok(key)
     }
 
-    /// The active user behind a presented key, and the key's hash.
-    pub async fn authenticate(&self, key: &str) -> Result<(User, String), DomainError> {
+    /// The active user behind a presented key, and the key's hash. `client` is noted as the
+    /// session's last use when `last_used_at` is (at most once a `TOUCH_EVERY`).
+    pub async fn authenticate(
+        &self,
+        key: &str,
+        client: &Client<'_>,
+    ) -> Result<(User, String), DomainError> {
         let hash = sha256_hex(key);
         let row = self
             .store
@@ -199,6 +235,8 @@ impl OpaqueTokenService {
         }
         if row.last_used_at.is_none_or(|t| now - t >= TOUCH_EVERY) {
             self.store.touch(&hash, now).await?;
+            let session = Handle::Key(hash.clone()).session_id();
+            self.sessions.used(session, client, None).await?;
         }
         Ok((user, hash))
     }

@@ -64,6 +64,12 @@ pub trait TokenLedger: Send + Sync {
     async fn close(&self, jtis: &[String], now: DateTime<Utc>) -> Result<(), StoreError>;
     /// Deletes rows that expired before `now`; returns how many.
     async fn prune(&self, now: DateTime<Utc>) -> Result<u64, StoreError>;
+    /// The user's refresh tokens that are not rotated (nor closed) and expire after `now`.
+    async fn live_for_user(
+        &self,
+        user: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<OutstandingToken>, StoreError>;
 }
 
 /// The revocation list, consulted on every verification.

@@ -160,6 +160,11 @@ refusals! {
     NotFound = 404, Error,
         "No such object, or not visible to the caller.",
         {"detail": "Not found.", "code": "not_found"};
+    /// No live session of the user has this id (another user's included), or sessions are off
+    /// (`Not found.`).
+    NoSession = 404, Error,
+        "No live session of this user has this id (another user's session answers the same), or `sessions.enabled` is off (`Not found.`).",
+        {"detail": "No Session matches the given query.", "code": "not_found"};
     /// The account that authenticated was deleted while the request ran.
     Gone = 404, Error,
         "The caller's account was deleted meanwhile (by another request).",

@@ -9,6 +9,8 @@ use poem_openapi::{
 
 use std::net::IpAddr;
 
+use uuid::Uuid;
+
 use super::{
     error::{ApiError, Code},
     throttle::{Authenticated, client_ip},
@@ -16,6 +18,7 @@ use super::{
 use crate::{
     domain::{
         DomainError,
+        sessions::{Client, Handle},
         tokens::{TokenError, VerifyError},
         users::User,
     },
@@ -27,6 +30,32 @@ pub struct Caller {
     pub user: User,
     /// The SHA-256 of the opaque key presented, when the `Token` scheme was used.
     pub opaque_key: Option<String>,
+    /// The session a Bearer token names (its `sid`).
+    pub sid: Option<Uuid>,
+}
+
+impl Caller {
+    /// The session the credentials belong to: a JWT's `sid`, or the opaque key's session
+    /// (derived only when asked: not on every `Token` request).
+    pub fn session(&self) -> Option<Uuid> {
+        self.sid.or_else(|| {
+            self.opaque_key
+                .as_ref()
+                .map(|hash| Handle::Key(hash.clone()).session_id())
+        })
+    }
+}
+
+/// Where the request comes from: the client address (`throttle::client_ip`) and User-Agent.
+pub fn client_of(request: &Request) -> Client<'_> {
+    Client {
+        ip: client_ip(request),
+        user_agent: request
+            .headers()
+            .get(poem::http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or(""),
+    }
 }
 
 const BASIC: &str = "basicAuth";
@@ -40,7 +69,7 @@ impl Caller {
             .headers()
             .get(poem::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
-        Self::authenticate(state, header, client_ip(request)).await
+        Self::authenticate(state, header, &client_of(request)).await
     }
 
     /// Tries the schemes in DRF's order: JWT (`Bearer`, case-sensitive), `Token`, then Basic
@@ -48,7 +77,7 @@ impl Caller {
     async fn authenticate(
         state: &AppState,
         header: Option<&str>,
-        ip: Option<IpAddr>,
+        client: &Client<'_>,
     ) -> Result<Self, ApiError> {
         let header = header.unwrap_or("");
         let parts: Vec<&str> = header.split_whitespace().collect();
@@ -63,9 +92,11 @@ impl Caller {
             {
                 bearer(state, &parts).await
             }
-            Some(scheme) if scheme.eq_ignore_ascii_case("token") => opaque(state, &parts).await,
+            Some(scheme) if scheme.eq_ignore_ascii_case("token") => {
+                opaque(state, &parts, client).await
+            }
             Some(scheme) if scheme.eq_ignore_ascii_case("basic") && state.settings.auth.basic => {
-                basic(state, &parts, ip).await
+                basic(state, &parts, client.ip).await
             }
             // No header, an unknown scheme, or Basic while `auth.basic` is off.
             _ => Err(ApiError::not_authenticated()),
@@ -83,9 +114,10 @@ async fn bearer(state: &AppState, parts: &[&str]) -> Result<Caller, ApiError> {
         ));
     }
     match state.tokens.authenticate(parts[1]).await {
-        Ok(user) => Ok(Caller {
+        Ok((user, sid)) => Ok(Caller {
             user,
             opaque_key: None,
+            sid,
         }),
         Err(DomainError::Token(
             e @ (TokenError::Refused(VerifyError::NoUser)
@@ -102,15 +134,16 @@ async fn bearer(state: &AppState, parts: &[&str]) -> Result<Caller, ApiError> {
 }
 
 /// DRF's TokenAuthentication.
-async fn opaque(state: &AppState, parts: &[&str]) -> Result<Caller, ApiError> {
+async fn opaque(state: &AppState, parts: &[&str], client: &Client<'_>) -> Result<Caller, ApiError> {
     let failed = ApiError::authentication_failed;
     match parts.len() {
         1 => Err(failed("Invalid token header. No credentials provided.")),
         2 => {
-            let (user, hash) = state.opaque.authenticate(parts[1]).await?;
+            let (user, hash) = state.opaque.authenticate(parts[1], client).await?;
             Ok(Caller {
                 user,
                 opaque_key: Some(hash),
+                sid: None,
             })
         }
         _ => Err(failed(
@@ -144,6 +177,7 @@ async fn basic(state: &AppState, parts: &[&str], ip: Option<IpAddr>) -> Result<C
         Ok(user) => Ok(Caller {
             user,
             opaque_key: None,
+            sid: None,
         }),
         Err(DomainError::InvalidCredentials) => Err(failed("Invalid username/password.")),
         Err(other) => Err(other.into()),

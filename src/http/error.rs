@@ -7,7 +7,9 @@ use poem::{
 };
 use serde_json::{Value, json};
 
-use crate::domain::{DomainError, FieldErrors, accounts::AccountError, tokens::TokenError};
+use crate::domain::{
+    DomainError, FieldErrors, accounts::AccountError, sessions::SessionError, tokens::TokenError,
+};
 
 /// The challenge sent with every 401, as SimpleJWT's JWTAuthentication sends it.
 pub const WWW_AUTHENTICATE: &str = r#"Bearer realm="api""#;
@@ -242,6 +244,10 @@ impl From<DomainError> for ApiError {
                 Self::body(StatusCode::BAD_REQUEST, Value::Null)
             }
             DomainError::Opaque(e) => Self::authentication_failed(&e.to_string()),
+            DomainError::Session(e @ SessionError::NotFound) => {
+                Self::detail(StatusCode::NOT_FOUND, Code::NotFound, &e.to_string())
+            }
+            DomainError::Session(SessionError::Off) => Self::not_found(),
             DomainError::Internal(why) => {
                 tracing::error!(error = %why, "internal error");
                 Self::internal()

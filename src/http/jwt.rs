@@ -5,10 +5,9 @@ use poem_openapi::{ApiResponse, Object, OpenApi, Tags, payload::Json, types::Exa
 use super::{
     answer::{Answer, Forbidden, NoActiveAccount, NoContent, TokenRefused, Unavailable},
     body::Body,
-    caller::Caller,
+    caller::{Caller, client_of},
     cookie::{self, CsrfHeader, RefreshCookie, WithCookies},
     error::{ApiError, Code},
-    throttle::client_ip,
 };
 use crate::{
     domain::{DomainError, tokens::TokenError},
@@ -123,7 +122,7 @@ async fn obtain(
 ) -> Answer<WithCookies<Pair>, (NoActiveAccount, Unavailable)> {
     match state
         .tokens
-        .obtain(&body.username, &body.password, client_ip(req))
+        .obtain(&body.username, &body.password, &client_of(req))
         .await
     {
         Ok(pair) => {
@@ -164,7 +163,10 @@ async fn refresh(
 ) -> Answer<WithCookies<Refreshed>, (TokenRefused, Forbidden, Unavailable)> {
     let settings = &state.settings;
     let presented = cookie::presented(settings, from.req, body.refresh, &from.cookie, &from.csrf)?;
-    let r = state.tokens.refresh(&presented.token).await?;
+    let r = state
+        .tokens
+        .refresh(&presented.token, &client_of(from.req))
+        .await?;
     let mut cookies = Vec::new();
     let mut refresh = r.refresh;
     if presented.from_cookie

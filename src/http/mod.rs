@@ -11,6 +11,7 @@ mod groups;
 mod health;
 mod jwt;
 mod routes;
+mod sessions;
 mod throttle;
 mod token_login;
 mod users;
@@ -37,6 +38,7 @@ type LimitedOperations = (
     jwt::JwtApi,
     token_login::TokenLoginApi,
     groups::GroupsApi,
+    sessions::SessionsApi,
 );
 
 /// Every operation, each documented with the answers of its extractors and its rate limits.
@@ -54,6 +56,7 @@ fn api() -> OpenApiService<Operations, ()> {
                 jwt::JwtApi,
                 token_login::TokenLoginApi,
                 groups::GroupsApi,
+                sessions::SessionsApi,
             ))),
             health::HealthApi,
         )),

@@ -9,9 +9,8 @@ use poem_openapi::{
 use super::{
     answer::{Answer, NoContent, NotFound, Unavailable},
     body::Body,
-    caller::Caller,
+    caller::{Caller, client_of},
     error::ApiError,
-    throttle::client_ip,
 };
 use crate::{
     domain::{DomainError, opaque::SESSION_ID_LEN},
@@ -114,14 +113,6 @@ pub enum Sessions {
     Ok(Json<Vec<SessionBody>>),
 }
 
-fn device(req: &Request) -> String {
-    req.headers()
-        .get(poem::http::header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned()
-}
-
 async fn login(
     state: &AppState,
     username: &str,
@@ -130,7 +121,7 @@ async fn login(
 ) -> Result<String, ApiError> {
     match state
         .opaque
-        .login(username, password, &device(req), client_ip(req))
+        .login(username, password, &client_of(req))
         .await
     {
         Ok(key) => Ok(key),

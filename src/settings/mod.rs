@@ -30,6 +30,7 @@ pub struct Settings {
     pub jwt: JwtSettings,
     pub redis: RedisSettings,
     pub tokens: OpaqueRules,
+    pub sessions: SessionSettings,
     pub accounts: AccountRules,
     pub email: EmailSettings,
     pub throttle: ThrottleSettings,
@@ -122,6 +123,14 @@ pub struct AuthSettings {
     /// HTTP Basic (DRF's BasicAuthentication): a full password check per request, so off by
     /// default; off, a `Basic` header is ignored like any unknown scheme.
     pub basic: bool,
+}
+
+/// `[sessions]`: every login recorded as a session the user can list and end.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionSettings {
+    /// Records sessions, serves `/auth/sessions/` and writes `sid` into JWTs.
+    pub enabled: bool,
 }
 
 /// `[health]`: what `/health/ready` counts as not ready.

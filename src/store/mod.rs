@@ -8,6 +8,7 @@ pub mod import;
 pub(crate) mod opaque;
 pub(crate) mod redis_conn;
 pub mod revocation;
+pub(crate) mod sessions;
 pub(crate) mod throttle;
 pub(crate) mod tokens;
 pub mod users;

@@ -2,7 +2,8 @@
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ColumnTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, IntoActiveModel,
-    QueryFilter, TransactionTrait, UpdateMany, sea_query::Expr,
+    QueryFilter, TransactionTrait, UpdateMany,
+    sea_query::{Expr, ExprTrait},
 };
 use uuid::Uuid;
 
@@ -122,19 +123,32 @@ impl TokenLedger for SqlTokenLedger {
         now: DateTime<Utc>,
     ) -> Result<Vec<OutstandingToken>, StoreError> {
         let txn = self.db.begin().await.map_err(err)?;
-        row::Entity::update_many()
-            .col_expr(row::Column::GraceUsed, Expr::value(true))
-            .filter(row::Column::Family.eq(family))
-            .exec(&txn)
-            .await
-            .map_err(err)?;
-        row::Entity::update_many()
-            .col_expr(row::Column::RotatedAt, Expr::value(now))
-            .filter(row::Column::Family.eq(family))
-            .filter(row::Column::RotatedAt.is_null())
-            .exec(&txn)
-            .await
-            .map_err(err)?;
+        // A rotation that claimed a row of the family before this transaction locked it inserts
+        // its child once it commits, and a statement cannot see rows committed after it began
+        // (PostgreSQL, read committed): the pass that waited for that rotation misses the child.
+        // So passes repeat until one closes nothing; a rotation that comes after a pass finds
+        // its parent closed (locked until the commit, then rotated) and inserts nothing.
+        // SQLite runs one writer at a time, so there one pass does it and the second is a check.
+        for _ in 0..CLOSE_PASSES {
+            let closed = row::Entity::update_many()
+                .col_expr(row::Column::GraceUsed, Expr::value(true))
+                .col_expr(
+                    row::Column::RotatedAt,
+                    Expr::col(row::Column::RotatedAt).if_null(now),
+                )
+                .filter(row::Column::Family.eq(family))
+                .filter(
+                    row::Column::GraceUsed
+                        .eq(false)
+                        .or(row::Column::RotatedAt.is_null()),
+                )
+                .exec(&txn)
+                .await
+                .map_err(err)?;
+            if closed.rows_affected == 0 {
+                break;
+            }
+        }
         let rows = row::Entity::find()
             .filter(row::Column::Family.eq(family))
             .all(&txn)
@@ -173,7 +187,26 @@ impl TokenLedger for SqlTokenLedger {
             .map_err(err)?;
         Ok(done.rows_affected)
     }
+
+    async fn live_for_user(
+        &self,
+        user: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<OutstandingToken>, StoreError> {
+        let rows = row::Entity::find()
+            .filter(row::Column::UserId.eq(user))
+            .filter(row::Column::RotatedAt.is_null())
+            .filter(row::Column::ExpiresAt.gt(now))
+            .all(&self.db)
+            .await
+            .map_err(err)?;
+        Ok(rows.into_iter().map(to_domain).collect())
+    }
 }
+
+/// At most this many closing passes over a family (each one waits for the rotations holding a
+/// row of it; a chain of rotations racing one close is a few links long).
+const CLOSE_PASSES: usize = 16;
 
 /// Runs the conditional `claim` in `txn`; when it changed exactly one row (the parent is ours),
 /// records `child` and commits. The conditional update is the lock: of two concurrent refreshes

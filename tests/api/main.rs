@@ -23,6 +23,7 @@ mod memory_copies;
 mod opaque;
 mod openapi;
 mod operations;
+mod sessions;
 mod smtp_sink;
 mod throttle;
 mod user_ids;

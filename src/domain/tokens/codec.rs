@@ -15,6 +15,19 @@ pub(super) fn stamp_of(claims: &Claims) -> Result<Option<i64>, TokenError> {
     }
 }
 
+/// The claim naming a token's session (OpenID Connect's session id), written by Tessera when
+/// `sessions.enabled`: the session's id, which is its family's.
+pub const SESSION_CLAIM: &str = "sid";
+
+/// The session a token names; None without a `sid` or with one that is no UUID.
+pub(super) fn session_of(claims: &Claims) -> Option<Uuid> {
+    claims
+        .raw
+        .get(SESSION_CLAIM)
+        .and_then(Value::as_str)
+        .and_then(|sid| Uuid::parse_str(sid).ok())
+}
+
 /// Refuses a token issued under an older credential version than the user's: a login that
 /// raced a password change, logout everywhere or deactivation ends with the sessions it ended.
 pub(super) fn check_stamp(claims: &Claims, user: &User) -> Result<(), TokenError> {
@@ -27,7 +40,7 @@ pub(super) fn check_stamp(claims: &Claims, user: &User) -> Result<(), TokenError
 /// Claims Tessera writes itself, or may (the `[jwt.claims]` user facts): a refresh token's
 /// value for one of them is never carried into a new token, so a forged or stale `is_staff`
 /// cannot outlive the database. The configured names are added by [`TokenService::carried`].
-const MANAGED_CLAIMS: [&str; 14] = [
+const MANAGED_CLAIMS: [&str; 15] = [
     "token_type",
     "exp",
     "iat",
@@ -37,6 +50,7 @@ const MANAGED_CLAIMS: [&str; 14] = [
     "aud",
     "iss",
     CREDENTIAL_VERSION_CLAIM,
+    SESSION_CLAIM,
     "groups",
     "username",
     "email",
@@ -88,6 +102,16 @@ impl TokenService {
             })
             .map(|(name, value)| (name.clone(), value.clone()))
             .collect()
+    }
+
+    /// The `sid` claim of a session's tokens, when sessions are recorded (else none: the tokens
+    /// stay exactly SimpleJWT's).
+    pub(super) fn session_claim(&self, family: Uuid) -> Map<String, Value> {
+        let mut claims = Map::new();
+        if self.sessions.enabled() {
+            claims.insert(SESSION_CLAIM.into(), family.to_string().into());
+        }
+        claims
     }
 
     /// The user facts `jwt.claims` asks for in access tokens; none by default.

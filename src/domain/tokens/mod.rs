@@ -14,19 +14,22 @@ use super::{
     groups::GroupStore,
     keys::KeyRing,
     revocation::{OutstandingToken, RevocationStore, RevokedJti, TokenLedger},
+    sessions::{Client, Handle, SessionLog},
     setting_values::{duration, optional_text, text},
     users::{User, UserRef, UserService},
 };
 
 mod codec;
+mod families;
 mod revoke;
 mod rotation;
 
-pub use codec::CREDENTIAL_VERSION_CLAIM;
+pub use codec::{CREDENTIAL_VERSION_CLAIM, SESSION_CLAIM};
+pub use families::LiveFamily;
 pub use revoke::revocation_margin;
 pub use tessera_verify::{Claims, TokenType, VerifyError};
 
-use codec::{access_extra, check_stamp, expires_at, stamp_of};
+use codec::{access_extra, check_stamp, expires_at, session_of, stamp_of};
 
 /// Why a token is refused: the offline checks (the same as downstream services run, from
 /// `tessera-verify`), then what only Tessera knows. The messages are SimpleJWT's.
@@ -105,6 +108,8 @@ pub struct TokenService {
     users: Arc<UserService>,
     /// Group names for the `groups` claim (read from SQL: a token outlives any cache).
     groups: Option<Arc<dyn GroupStore>>,
+    /// Every login starts a session; refreshes note its use.
+    sessions: Arc<SessionLog>,
 }
 
 impl TokenService {
@@ -115,6 +120,7 @@ impl TokenService {
         revocations: Arc<dyn RevocationStore>,
         users: Arc<UserService>,
         groups: Option<Arc<dyn GroupStore>>,
+        sessions: Arc<SessionLog>,
     ) -> Self {
         let policy = Policy {
             algorithm: keys.algorithm,
@@ -133,6 +139,7 @@ impl TokenService {
             revocations,
             users,
             groups,
+            sessions,
         }
     }
 
@@ -175,15 +182,33 @@ impl TokenService {
         &self,
         username: &str,
         password: &str,
-        ip: Option<std::net::IpAddr>,
+        client: &Client<'_>,
     ) -> Result<TokenPair, DomainError> {
-        let mut user = self.users.authenticate(username, password, ip).await?;
+        let user = self
+            .users
+            .authenticate(username, password, client.ip)
+            .await?;
+        self.login(user, client).await
+    }
+
+    /// A fresh pair for a user whose credentials were checked: a new family, which is a new
+    /// session. Every JWT login path ends here.
+    pub async fn login(
+        &self,
+        mut user: User,
+        client: &Client<'_>,
+    ) -> Result<TokenPair, DomainError> {
         if self.rules.update_last_login {
             self.users.record_login(&mut user).await?;
         }
         let extra = self.access_claims(&user).await?;
-        let (pair, row) = self.mint(&user, &Map::new(), &extra, new_family(), None, Utc::now())?;
+        let family = new_family();
+        let claims = self.session_claim(family);
+        let (pair, row) = self.mint(&user, &claims, &extra, family, None, Utc::now())?;
         self.ledger.record(&row).await?;
+        self.sessions
+            .started(&user, &Handle::Family(family), client, Some(row.expires_at))
+            .await?;
         Ok(pair)
     }
 
@@ -201,14 +226,14 @@ impl TokenService {
         Ok(())
     }
 
-    /// The user behind a `Bearer` access token.
-    pub async fn authenticate(&self, token: &str) -> Result<User, DomainError> {
+    /// The user behind a `Bearer` access token, and the session it belongs to (its `sid`).
+    pub async fn authenticate(&self, token: &str) -> Result<(User, Option<Uuid>), DomainError> {
         let claims = self.decode(token, Some(TokenType::Access))?;
         let user_id = self.user_of(&claims).await?;
         self.ensure_not_revoked(&claims, Some(user_id)).await?;
         let user = self.active_user(user_id).await?;
         check_stamp(&claims, &user)?;
-        Ok(user)
+        Ok((user, session_of(&claims)))
     }
 
     /// Verifies signature and claims. `expected` None accepts access and refresh tokens.

@@ -61,10 +61,12 @@ impl TokenService {
     }
 
     /// Deletes the rows that are expired at `now`: ledger rows past their token's acceptance
-    /// window (exp + leeway), revocations past theirs (which already includes the margin).
+    /// window (exp + leeway), revocations past theirs (which already includes the margin), and
+    /// the records of sessions that ended.
     pub async fn prune_as_of(&self, now: DateTime<Utc>) -> Result<u64, DomainError> {
         let ledger = self.ledger.prune(now - self.rules.leeway).await?;
-        Ok(ledger + self.revocations.prune(now).await?)
+        let revocations = self.revocations.prune(now).await?;
+        Ok(ledger + revocations + self.sessions.prune(now - self.rules.leeway).await?)
     }
 
     /// How long a revocation of a token expiring at `exp` is kept: a token is accepted until

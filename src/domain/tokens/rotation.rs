@@ -5,17 +5,32 @@ use super::*;
 impl TokenService {
     /// Rotates a refresh token (or only issues an access token when rotation is off). A token
     /// presented after it was rotated revokes its whole family, unless the grace lets it through.
-    pub async fn refresh(&self, token: &str) -> Result<Refreshed, DomainError> {
+    /// `client` is noted as the session's last use.
+    pub async fn refresh(
+        &self,
+        token: &str,
+        client: &Client<'_>,
+    ) -> Result<Refreshed, DomainError> {
         let claims = self.decode(token, Some(TokenType::Refresh))?;
         let user_id = self.user_of(&claims).await?;
         let now = Utc::now();
-        let carried = self.carried(&claims);
+        let mut carried = self.carried(&claims);
         if !self.rules.rotate_refresh_tokens {
             self.ensure_not_revoked(&claims, Some(user_id)).await?;
             let user = self.active_user(user_id).await?;
             check_stamp(&claims, &user)?;
             let facts = self.access_claims(&user).await?;
             let stamp = Some(user.credential_version);
+            // The session is the ledger's family of the token, never the token's own `sid`.
+            let family = if self.sessions.enabled() {
+                self.ledger.find(&claims.jti).await?.map(|row| row.family)
+            } else {
+                None
+            };
+            if let Some(family) = family {
+                carried.extend(self.session_claim(family));
+                self.note_use(family, client, None).await;
+            }
             let extra = access_extra(&carried, &facts);
             let (access, _, _) = self.encode_with(
                 TokenType::Access,
@@ -41,6 +56,7 @@ impl TokenService {
         let user = self.active_user(user_id).await?;
         check_stamp(&claims, &user)?;
         let facts = self.access_claims(&user).await?;
+        carried.extend(self.session_claim(parent.family));
         let parent_jti = Some(parent.jti.clone());
         let (pair, child) = self.mint(&user, &carried, &facts, parent.family, parent_jti, now)?;
         if parent.rotated_at.is_none() && self.ledger.rotate(&parent.jti, &child, now).await? {
@@ -57,6 +73,8 @@ impl TokenService {
                 }
             }
             tracing::info!(target: "tessera::audit", user_id = %user_id, "refresh token rotated");
+            self.note_use(parent.family, client, Some(child.expires_at))
+                .await;
             return Ok(Refreshed {
                 access: pair.access,
                 refresh: Some(pair.refresh),
@@ -74,6 +92,8 @@ impl TokenService {
                 .await?;
         if in_grace {
             tracing::info!(target: "tessera::audit", user_id = %user_id, "refresh token rotated");
+            self.note_use(parent.family, client, Some(child.expires_at))
+                .await;
             return Ok(Refreshed {
                 access: pair.access,
                 refresh: Some(pair.refresh),
@@ -119,7 +139,16 @@ impl TokenService {
         }
     }
 
-    pub(super) async fn revoke_family(&self, family: Uuid) -> Result<(), DomainError> {
+    /// Notes a refresh as the session's last use. The refresh is committed: the client gets
+    /// its tokens even if this fails.
+    async fn note_use(&self, family: Uuid, client: &Client<'_>, expires_at: Option<DateTime<Utc>>) {
+        if let Err(e) = self.sessions.used(family, client, expires_at).await {
+            tracing::warn!(error = %e, "could not note a session's use");
+        }
+    }
+
+    /// Revokes every refresh and access token of `family` (reuse detection, a session ended).
+    pub async fn revoke_family(&self, family: Uuid) -> Result<(), DomainError> {
         let rows = self.ledger.close_family(family, Utc::now()).await?;
         let revoked: Vec<RevokedJti> = rows
             .into_iter()

@@ -93,6 +93,19 @@ impl TokenLedger for MemLedger {
     async fn prune(&self, _now: DateTime<Utc>) -> Result<u64, StoreError> {
         Ok(0)
     }
+
+    async fn live_for_user(
+        &self,
+        user: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<OutstandingToken>, StoreError> {
+        let rows = self.0.lock().unwrap();
+        Ok(rows
+            .values()
+            .filter(|r| r.user_id == user && r.rotated_at.is_none() && r.expires_at > now)
+            .cloned()
+            .collect())
+    }
 }
 
 #[derive(Default)]
@@ -255,6 +268,7 @@ fn service(user: &User, reuse_grace: Duration) -> TokenService {
         Arc::new(MemRevocations::default()),
         Arc::new(users),
         None,
+        Arc::new(crate::domain::sessions::SessionLog::new(None, false)),
     )
 }
 
@@ -283,10 +297,18 @@ async fn a_reused_refresh_token_revokes_its_whole_family() {
     let alice = user();
     let tokens = service(&alice, Duration::ZERO);
     let first = login(&tokens, &alice).await;
-    let second = tokens.refresh(&first).await.unwrap().refresh.unwrap();
-    assert!(blacklisted(tokens.refresh(&first).await), "reuse");
+    let second = tokens
+        .refresh(&first, &Default::default())
+        .await
+        .unwrap()
+        .refresh
+        .unwrap();
     assert!(
-        blacklisted(tokens.refresh(&second).await),
+        blacklisted(tokens.refresh(&first, &Default::default()).await),
+        "reuse"
+    );
+    assert!(
+        blacklisted(tokens.refresh(&second, &Default::default()).await),
         "the family went with it"
     );
 }
@@ -296,16 +318,34 @@ async fn the_grace_lets_the_parent_through_once_and_never_a_grandparent() {
     let alice = user();
     let tokens = service(&alice, Duration::from_secs(60));
     let parent = login(&tokens, &alice).await;
-    let child = tokens.refresh(&parent).await.unwrap().refresh.unwrap();
-    let twin = tokens.refresh(&parent).await.unwrap().refresh.unwrap();
+    let child = tokens
+        .refresh(&parent, &Default::default())
+        .await
+        .unwrap()
+        .refresh
+        .unwrap();
+    let twin = tokens
+        .refresh(&parent, &Default::default())
+        .await
+        .unwrap()
+        .refresh
+        .unwrap();
     assert_ne!(child, twin);
-    assert!(blacklisted(tokens.refresh(&parent).await), "only once");
+    assert!(
+        blacklisted(tokens.refresh(&parent, &Default::default()).await),
+        "only once"
+    );
 
     let parent = login(&tokens, &alice).await;
-    let child = tokens.refresh(&parent).await.unwrap().refresh.unwrap();
-    let _grandchild = tokens.refresh(&child).await.unwrap();
+    let child = tokens
+        .refresh(&parent, &Default::default())
+        .await
+        .unwrap()
+        .refresh
+        .unwrap();
+    let _grandchild = tokens.refresh(&child, &Default::default()).await.unwrap();
     assert!(
-        blacklisted(tokens.refresh(&parent).await),
+        blacklisted(tokens.refresh(&parent, &Default::default()).await),
         "a grandparent never passes"
     );
 }
@@ -319,7 +359,7 @@ async fn of_concurrent_refreshes_exactly_one_wins() {
         .map(|_| {
             let tokens = tokens.clone();
             let parent = parent.clone();
-            tokio::spawn(async move { tokens.refresh(&parent).await.is_ok() })
+            tokio::spawn(async move { tokens.refresh(&parent, &Default::default()).await.is_ok() })
         })
         .collect();
     let mut winners = 0;
@@ -343,9 +383,9 @@ async fn a_token_from_an_older_credential_version_is_refused() {
     let mut now = service(&changed, Duration::ZERO);
     now.ledger = tokens.ledger.clone();
     now.revocations = tokens.revocations.clone();
-    assert!(blacklisted(now.refresh(&before).await));
+    assert!(blacklisted(now.refresh(&before, &Default::default()).await));
     assert!(
-        tokens.refresh(&before).await.is_ok(),
+        tokens.refresh(&before, &Default::default()).await.is_ok(),
         "the same token under the version it was issued with"
     );
 }

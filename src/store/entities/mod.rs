@@ -6,6 +6,7 @@ pub mod group;
 pub mod outstanding_token;
 pub mod revocation_sequence;
 pub mod revoked_jti;
+pub mod session;
 pub mod user;
 pub mod user_cutoff;
 pub mod user_group;

@@ -1,11 +1,16 @@
 //! Attack tests: each module tries to get around one guarantee the way an attacker would, on
 //! every backend, and is named after the attack.
 mod basic_auth_is_no_password_oracle;
+mod ending_a_session_with_an_ended_session;
+mod ending_another_users_session;
 mod forged_and_odd_claims;
+mod forged_session_claims;
 mod garbled_password_hashes;
 mod lockout_bypass_by_parallel_guesses;
 mod lockout_bypass_through_account_changes;
+mod odd_session_ids;
 mod refresh_cookie_without_consent;
+mod refreshing_while_a_session_ends;
 mod revocations_lost_on_the_way_to_redis;
 mod revocations_that_lapse_too_early;
 mod sessions_surviving_a_credential_change;
