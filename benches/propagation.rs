@@ -64,11 +64,12 @@ async fn main() {
         .expect("user");
     let mut took = Vec::new();
     for i in 0..300 {
-        let pair = states[i % 3]
-            .tokens
-            .obtain("bench", "correct horse battery", None)
+        let user = states[i % 3]
+            .users
+            .authenticate("bench", "correct horse battery", None)
             .await
-            .expect("pair");
+            .expect("user");
+        let pair = states[i % 3].tokens.issue_pair(user).await.expect("pair");
         states[i % 3]
             .tokens
             .blacklist(&pair.refresh)

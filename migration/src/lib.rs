@@ -11,6 +11,7 @@ mod m20261202_000007_widen_username_key;
 mod m20261202_000008_create_revocation_sequence;
 mod m20261204_000009_add_user_numbers;
 mod m20261204_000010_create_django_imports;
+mod m20261205_000012_create_mfa;
 
 /// The ordered list of Tessera's migrations.
 pub struct Migrator;
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000008_create_revocation_sequence::Migration),
             Box::new(m20261204_000009_add_user_numbers::Migration),
             Box::new(m20261204_000010_create_django_imports::Migration),
+            Box::new(m20261205_000012_create_mfa::Migration),
         ]
     }
 }

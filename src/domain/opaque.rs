@@ -113,19 +113,8 @@ impl OpaqueTokenService {
         Ok(true)
     }
 
-    /// The caller's key after checking its password (a fresh one, or DRF's same key again).
-    pub async fn login(
-        &self,
-        username: &str,
-        password: &str,
-        device: &str,
-        ip: Option<std::net::IpAddr>,
-    ) -> Result<String, DomainError> {
-        let user = self.users.authenticate(username, password, ip).await?;
-        self.key_for(&user, device, false).await
-    }
-
-    /// The user's key: with `reset`, earlier keys are deleted first (drf_create_token -r).
+    /// The key of a user whose login is complete (a fresh one, or DRF's same key again): with
+    /// `reset`, earlier keys are deleted first (drf_create_token -r).
     pub async fn key_for(
         &self,
         user: &User,

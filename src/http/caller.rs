@@ -16,6 +16,8 @@ use super::{
 use crate::{
     domain::{
         DomainError,
+        groups::Actor,
+        mfa::MfaError,
         tokens::{TokenError, VerifyError},
         users::User,
     },
@@ -27,6 +29,9 @@ pub struct Caller {
     pub user: User,
     /// The SHA-256 of the opaque key presented, when the `Token` scheme was used.
     pub opaque_key: Option<String>,
+    /// A staff account without TOTP under `accounts.require_mfa_for_staff`: `user` acts as
+    /// non-staff, and the staff-only endpoints refuse it with a clear 403.
+    pub staff_mfa_due: bool,
 }
 
 const BASIC: &str = "basicAuth";
@@ -40,7 +45,22 @@ impl Caller {
             .headers()
             .get(poem::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
-        Self::authenticate(state, header, client_ip(request)).await
+        let mut caller = Self::authenticate(state, header, client_ip(request)).await?;
+        if state.mfa.staff_must_enrol(&caller.user).await? {
+            caller.user.is_staff = false;
+            caller.user.is_superuser = false;
+            caller.staff_mfa_due = true;
+        }
+        Ok(caller)
+    }
+
+    /// The caller as the actor of a staff-only operation (DRF's IsAdminUser); a staff account
+    /// that must enrol a second factor first is told so.
+    pub fn staff_actor(&self) -> Result<Actor<'_>, ApiError> {
+        if self.staff_mfa_due {
+            return Err(MfaError::StaffMustEnrol.into());
+        }
+        Ok(Actor::User(&self.user))
     }
 
     /// Tries the schemes in DRF's order: JWT (`Bearer`, case-sensitive), `Token`, then Basic
@@ -86,6 +106,7 @@ async fn bearer(state: &AppState, parts: &[&str]) -> Result<Caller, ApiError> {
         Ok(user) => Ok(Caller {
             user,
             opaque_key: None,
+            staff_mfa_due: false,
         }),
         Err(DomainError::Token(
             e @ (TokenError::Refused(VerifyError::NoUser)
@@ -111,6 +132,7 @@ async fn opaque(state: &AppState, parts: &[&str]) -> Result<Caller, ApiError> {
             Ok(Caller {
                 user,
                 opaque_key: Some(hash),
+                staff_mfa_due: false,
             })
         }
         _ => Err(failed(
@@ -140,14 +162,23 @@ async fn basic(state: &AppState, parts: &[&str], ip: Option<IpAddr>) -> Result<C
             "Invalid basic header. Credentials not correctly base64 encoded.",
         ));
     };
-    match state.users.authenticate(username, password, ip).await {
-        Ok(user) => Ok(Caller {
-            user,
-            opaque_key: None,
-        }),
-        Err(DomainError::InvalidCredentials) => Err(failed("Invalid username/password.")),
-        Err(other) => Err(other.into()),
+    let user = match state.users.first_factor(username, password, ip).await {
+        Ok(user) => user,
+        Err(DomainError::InvalidCredentials) => return Err(failed("Invalid username/password.")),
+        Err(other) => return Err(other.into()),
+    };
+    // A password alone must not stand in for a login that needs a second factor.
+    if state.mfa.active(user.id).await? {
+        return Err(failed(
+            "A second factor is required: log in at /api/token/ instead of HTTP Basic.",
+        ));
     }
+    state.users.finish_login(username).await;
+    Ok(Caller {
+        user,
+        opaque_key: None,
+        staff_mfa_due: false,
+    })
 }
 
 /// Removes the `basicAuth` scheme and every operation's mention of it from an OpenAPI document

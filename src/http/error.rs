@@ -7,7 +7,10 @@ use poem::{
 };
 use serde_json::{Value, json};
 
-use crate::domain::{DomainError, FieldErrors, accounts::AccountError, tokens::TokenError};
+use crate::domain::{
+    DomainError, FieldErrors, accounts::AccountError, mfa::{MSG_MFA_REQUIRED, MfaError},
+    tokens::TokenError,
+};
 
 /// The challenge sent with every 401, as SimpleJWT's JWTAuthentication sends it.
 pub const WWW_AUTHENTICATE: &str = r#"Bearer realm="api""#;
@@ -37,6 +40,10 @@ pub enum Code {
     BadAuthorizationHeader,
     /// 403: authenticated but not allowed (DRF's PermissionDenied).
     PermissionDenied,
+    /// 401: a right password of a user with TOTP; the body carries the `mfa_token`.
+    MfaRequired,
+    /// 403: a staff account without TOTP under `accounts.require_mfa_for_staff`.
+    MfaEnrolmentRequired,
     /// 403: activation of an account that is already active (Djoser's `stale_token`).
     StaleToken,
     /// 404: no such object or page, or not visible to the caller (DRF's NotFound).
@@ -70,6 +77,8 @@ impl Code {
             Self::UserInactive => "user_inactive",
             Self::BadAuthorizationHeader => "bad_authorization_header",
             Self::PermissionDenied => "permission_denied",
+            Self::MfaRequired => "mfa_required",
+            Self::MfaEnrolmentRequired => "mfa_enrolment_required",
             Self::StaleToken => "stale_token",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
@@ -242,11 +251,31 @@ impl From<DomainError> for ApiError {
                 Self::body(StatusCode::BAD_REQUEST, Value::Null)
             }
             DomainError::Opaque(e) => Self::authentication_failed(&e.to_string()),
+            DomainError::Mfa(MfaError::Disabled) => Self::not_found(),
+            DomainError::Mfa(MfaError::Required { token }) => Self::body(
+                StatusCode::UNAUTHORIZED,
+                json!({
+                    "detail": MSG_MFA_REQUIRED,
+                    "code": Code::MfaRequired.as_str(),
+                    "mfa_token": token,
+                }),
+            ),
+            DomainError::Mfa(e @ MfaError::StaffMustEnrol) => Self::detail(
+                StatusCode::FORBIDDEN,
+                Code::MfaEnrolmentRequired,
+                &e.to_string(),
+            ),
             DomainError::Internal(why) => {
                 tracing::error!(error = %why, "internal error");
                 Self::internal()
             }
         }
+    }
+}
+
+impl From<crate::domain::mfa::MfaError> for ApiError {
+    fn from(e: crate::domain::mfa::MfaError) -> Self {
+        DomainError::from(e).into()
     }
 }
 

@@ -10,6 +10,7 @@ mod error;
 mod groups;
 mod health;
 mod jwt;
+mod mfa;
 mod routes;
 mod throttle;
 mod token_login;
@@ -36,6 +37,7 @@ type LimitedOperations = (
     users::AccountsApi,
     jwt::JwtApi,
     token_login::TokenLoginApi,
+    mfa::MfaApi,
     groups::GroupsApi,
 );
 
@@ -53,6 +55,7 @@ fn api() -> OpenApiService<Operations, ()> {
                 users::AccountsApi,
                 jwt::JwtApi,
                 token_login::TokenLoginApi,
+                mfa::MfaApi,
                 groups::GroupsApi,
             ))),
             health::HealthApi,

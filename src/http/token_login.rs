@@ -7,14 +7,14 @@ use poem_openapi::{
 };
 
 use super::{
-    answer::{Answer, NoContent, NotFound, Unavailable},
+    answer::{Answer, MfaRequired, NoContent, NotFound, Unavailable},
     body::Body,
     caller::Caller,
     error::ApiError,
     throttle::client_ip,
 };
 use crate::{
-    domain::{DomainError, opaque::SESSION_ID_LEN},
+    domain::{DomainError, mfa::LoginKind, opaque::SESSION_ID_LEN},
     state::AppState,
 };
 
@@ -114,7 +114,8 @@ pub enum Sessions {
     Ok(Json<Vec<SessionBody>>),
 }
 
-fn device(req: &Request) -> String {
+/// The device a key is named after: the request's User-Agent.
+pub(super) fn device(req: &Request) -> String {
     req.headers()
         .get(poem::http::header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
@@ -128,12 +129,12 @@ async fn login(
     password: &str,
     req: &Request,
 ) -> Result<String, ApiError> {
-    match state
-        .opaque
-        .login(username, password, &device(req), client_ip(req))
-        .await
-    {
-        Ok(key) => Ok(key),
+    let login = state
+        .mfa
+        .password_login(username, password, client_ip(req), LoginKind::Key)
+        .await;
+    match login {
+        Ok(user) => Ok(state.opaque.key_for(&user, &device(req), false).await?),
         Err(DomainError::InvalidCredentials) => Err(ApiError::field("non_field_errors", UNABLE)),
         Err(e) => Err(e.into()),
     }
@@ -148,7 +149,8 @@ impl TokenLoginApi {
     /// Djoser's TokenCreateView: `{username, password}` for `{"auth_token": ...}`. Wrong or
     /// missing credentials are DRF's 400 `non_field_errors` (not a 401); failed logins count
     /// toward the lockout (429). With one key per user (DRF), every login answers the same key
-    /// until logout.
+    /// until logout. For a user with TOTP, a right password answers 401 `mfa_required` with an
+    /// `mfa_token` for `POST /auth/token/login/mfa/`.
     #[oai(
         path = "/auth/token/login/",
         method = "post",
@@ -159,7 +161,7 @@ impl TokenLoginApi {
         state: Data<&AppState>,
         body: Body<LoginRequest>,
         req: &Request,
-    ) -> Answer<LoggedIn, Unavailable> {
+    ) -> Answer<LoggedIn, (MfaRequired, Unavailable)> {
         let (Some(username), Some(password)) = (body.0.username, body.0.password) else {
             return Err(ApiError::field("non_field_errors", UNABLE).into());
         };
@@ -187,7 +189,8 @@ impl TokenLoginApi {
     /// Obtain the opaque key (DRF's obtain_auth_token)
     ///
     /// The same key as `/auth/token/login/`, as `{"token": ...}`; the password is taken as
-    /// sent, spaces included. Wrong credentials are DRF's 400 `non_field_errors`.
+    /// sent, spaces included. Wrong credentials are DRF's 400 `non_field_errors`. For a user with
+    /// TOTP, 401 `mfa_required` as at `/auth/token/login/`.
     #[oai(
         path = "/api/api-token-auth/",
         method = "post",
@@ -198,7 +201,7 @@ impl TokenLoginApi {
         state: Data<&AppState>,
         body: Body<ObtainRequest>,
         req: &Request,
-    ) -> Answer<Obtained, Unavailable> {
+    ) -> Answer<Obtained, (MfaRequired, Unavailable)> {
         let key = login(&state, &body.0.username, &body.0.password, req).await?;
         Ok(Obtained::Ok(Json(TokenBody { token: key })))
     }

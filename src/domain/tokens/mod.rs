@@ -169,15 +169,9 @@ impl TokenService {
         &self.keys
     }
 
-    /// Username and password for a fresh pair (a new family). Any failure, including an inactive
-    /// user, is `InvalidCredentials`, so nothing is revealed.
-    pub async fn obtain(
-        &self,
-        username: &str,
-        password: &str,
-        ip: Option<std::net::IpAddr>,
-    ) -> Result<TokenPair, DomainError> {
-        let mut user = self.users.authenticate(username, password, ip).await?;
+    /// A fresh pair (a new family) for a user whose login is complete: the one issuing step of
+    /// a password login and of its second-factor completion.
+    pub async fn issue_pair(&self, mut user: User) -> Result<TokenPair, DomainError> {
         if self.rules.update_last_login {
             self.users.record_login(&mut user).await?;
         }
