@@ -293,8 +293,11 @@ impl MfaService {
             Some(f) => f,
             None => return Err(DomainError::field("non_field_errors", MSG_NOT_ENROLLING)),
         };
-        let totp = self.totp(self.opened(&factor)?, &user.username)?;
-        let Some(step) = matching_step(&totp, code, now_secs()) else {
+        let step = match self.opened(&factor) {
+            Some(secret) => matching_step(&self.totp(secret, &user.username)?, code, now_secs()),
+            None => None,
+        };
+        let Some(step) = step else {
             return Err(DomainError::field("code", MSG_INVALID_CODE));
         };
         let codes: Vec<String> = (0..RECOVERY_CODES).map(|_| recovery_code()).collect();
@@ -356,7 +359,10 @@ impl MfaService {
         code: &str,
     ) -> Result<bool, DomainError> {
         if code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit()) {
-            let totp = self.totp(self.opened(factor)?, &user.username)?;
+            let Some(secret) = self.opened(factor) else {
+                return Ok(false);
+            };
+            let totp = self.totp(secret, &user.username)?;
             return match matching_step(&totp, code, now_secs()) {
                 Some(step) if step > factor.last_step => {
                     Ok(self.store.advance_step(user.id, step).await?)
@@ -388,11 +394,16 @@ impl MfaService {
             .map_err(|e| DomainError::Internal(e.to_string()))
     }
 
-    fn opened(&self, factor: &TotpFactor) -> Result<Vec<u8>, DomainError> {
-        // Sealed for another user (a copied row) or under another key: never usable.
-        self.seal
-            .open(&factor.secret_sealed, factor.user_id.as_bytes())
-            .ok_or_else(|| DomainError::Internal("a TOTP secret does not open".into()))
+    /// The factor's secret; None when it does not open (a row copied from another user, or
+    /// sealed under another key): no code matches it then, and the operator is told.
+    fn opened(&self, factor: &TotpFactor) -> Option<Vec<u8>> {
+        let secret = self
+            .seal
+            .open(&factor.secret_sealed, factor.user_id.as_bytes());
+        if secret.is_none() {
+            tracing::error!(user_id = %factor.user_id, "a TOTP secret does not open: altered, copied from another user, or sealed under another key (tessera mfa reset)");
+        }
+        secret
     }
 }
 
