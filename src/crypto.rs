@@ -247,7 +247,10 @@ mod tests {
         let key = SealKey::derive(b"master-key-material-0123456789", Subkey::TotpSecrets).unwrap();
         let other = SealKey::derive(b"another-master-key-0123456789", Subkey::TotpSecrets).unwrap();
         let sealed = key.seal(b"secret", b"user-a").unwrap();
-        assert_eq!(key.open(&sealed, b"user-a").as_deref(), Some(&b"secret"[..]));
+        assert_eq!(
+            key.open(&sealed, b"user-a").as_deref(),
+            Some(&b"secret"[..])
+        );
         assert_eq!(key.open(&sealed, b"user-b"), None, "bound to its context");
         assert_eq!(other.open(&sealed, b"user-a"), None, "bound to its key");
         let mut altered = sealed.clone().into_bytes();
@@ -255,7 +258,11 @@ mod tests {
         altered[last] = if altered[last] == b'0' { b'1' } else { b'0' };
         let altered = String::from_utf8(altered).unwrap();
         assert_eq!(key.open(&altered, b"user-a"), None, "authenticated");
-        assert_ne!(sealed, key.seal(b"secret", b"user-a").unwrap(), "fresh nonce");
+        assert_ne!(
+            sealed,
+            key.seal(b"secret", b"user-a").unwrap(),
+            "fresh nonce"
+        );
         for junk in ["", "zz", "00", "é"] {
             assert_eq!(key.open(junk, b"user-a"), None);
         }
@@ -267,9 +274,18 @@ mod tests {
         assert_eq!(code.len(), 19);
         let stored = normalize_recovery_code(&code).unwrap();
         assert_eq!(stored.len(), 16);
-        assert_eq!(normalize_recovery_code(&code.to_uppercase()), Some(stored.clone()));
+        assert_eq!(
+            normalize_recovery_code(&code.to_uppercase()),
+            Some(stored.clone())
+        );
         assert_eq!(normalize_recovery_code(&stored), Some(stored));
-        for junk in ["", "123456", "0000-0000-0000-0000", "ab", &"a".repeat(10_000)] {
+        for junk in [
+            "",
+            "123456",
+            "0000-0000-0000-0000",
+            "ab",
+            &"a".repeat(10_000),
+        ] {
             assert_eq!(normalize_recovery_code(junk), None, "{junk:.20}");
         }
         assert_ne!(recovery_code(), recovery_code());

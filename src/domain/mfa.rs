@@ -107,7 +107,9 @@ pub enum MfaError {
     #[error("{}", MSG_MFA_REQUIRED)]
     Required { token: String },
     /// `accounts.require_mfa_for_staff`: a staff account without an active factor.
-    #[error("Staff accounts must enable a second factor (POST /auth/mfa/totp/) before using staff endpoints.")]
+    #[error(
+        "Staff accounts must enable a second factor (POST /auth/mfa/totp/) before using staff endpoints."
+    )]
     StaffMustEnrol,
 }
 
@@ -441,7 +443,11 @@ mod tests {
         let t = totp();
         let now = 1_800_000_015;
         let step = (now / STEP_SECS) as i64;
-        for (offset, expected) in [(-30i64, Some(step - 1)), (0, Some(step)), (30, Some(step + 1))] {
+        for (offset, expected) in [
+            (-30i64, Some(step - 1)),
+            (0, Some(step)),
+            (30, Some(step + 1)),
+        ] {
             let code = t.generate((now as i64 + offset) as u64).to_string();
             assert_eq!(matching_step(&t, &code, now), expected, "{offset}");
         }

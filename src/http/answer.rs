@@ -148,7 +148,7 @@ refusals! {
     /// A pair login: wrong credentials, or a right password whose second factor is due.
     NoActiveAccountOrMfa = 401, MfaOrError,
         "Wrong password, unknown or inactive user (SimpleJWT's `no_active_account`); or, for a user with TOTP (`[mfa] enabled`), a right password: `code` `mfa_required` with the `mfa_token` to send with a code to `POST /api/token/mfa/`. Carries `WWW-Authenticate`.",
-        {"detail": "A second factor is required: send a code from your authenticator app with this mfa_token.", "code": "mfa_required", "mfa_token": "5f2b8e0c4d7a9e1f3b6c8d0a2e4f6b8c5f2b8e0c4d7a9e1f3b6c8d0a2e4f6b8c"};
+        {"detail": "No active account found with the given credentials", "code": "no_active_account"};
     /// An opaque-key login whose password was right and whose second factor is due.
     MfaRequired = 401, Mfa,
         "A user with TOTP (`[mfa] enabled`) gave the right password: send the `mfa_token` with a code to `POST /auth/token/login/mfa/`. Carries `WWW-Authenticate`.",

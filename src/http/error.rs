@@ -8,7 +8,9 @@ use poem::{
 use serde_json::{Value, json};
 
 use crate::domain::{
-    DomainError, FieldErrors, accounts::AccountError, mfa::{MSG_MFA_REQUIRED, MfaError},
+    DomainError, FieldErrors,
+    accounts::AccountError,
+    mfa::{MSG_MFA_REQUIRED, MfaError},
     tokens::TokenError,
 };
 

@@ -11,10 +11,7 @@ use super::{
     error::ApiError,
     users::UserSummaryBody,
 };
-use crate::{
-    domain::groups::Group,
-    state::AppState,
-};
+use crate::{domain::groups::Group, state::AppState};
 
 #[derive(Tags)]
 enum Tag {
@@ -163,11 +160,7 @@ impl GroupsApi {
         name: Path<String>,
     ) -> Answer<One, (Forbidden, NotFound)> {
         Ok(One::Ok(Json(
-            state
-                .groups
-                .get(caller.staff_actor()?, &name)
-                .await?
-                .into(),
+            state.groups.get(caller.staff_actor()?, &name).await?.into(),
         )))
     }
 
@@ -213,10 +206,7 @@ impl GroupsApi {
         caller: Caller,
         name: Path<String>,
     ) -> Answer<NoContent, (Forbidden, NotFound)> {
-        state
-            .groups
-            .delete(caller.staff_actor()?, &name)
-            .await?;
+        state.groups.delete(caller.staff_actor()?, &name).await?;
         Ok(NoContent::Done)
     }
 
@@ -234,10 +224,7 @@ impl GroupsApi {
         caller: Caller,
         name: Path<String>,
     ) -> Answer<Members, (Forbidden, NotFound)> {
-        let users = state
-            .groups
-            .members(caller.staff_actor()?, &name)
-            .await?;
+        let users = state.groups.members(caller.staff_actor()?, &name).await?;
         Ok(Members::Ok(Json(
             users
                 .into_iter()

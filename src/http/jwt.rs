@@ -127,7 +127,12 @@ async fn obtain(
 ) -> Answer<WithCookies<Pair>, (NoActiveAccountOrMfa, Unavailable)> {
     let login = state
         .mfa
-        .password_login(&body.username, &body.password, client_ip(req), LoginKind::Pair)
+        .password_login(
+            &body.username,
+            &body.password,
+            client_ip(req),
+            LoginKind::Pair,
+        )
         .await;
     match login {
         Ok(user) => {

@@ -128,7 +128,11 @@ impl MfaApi {
     /// A fresh secret for the caller, pending until confirmed (starting again replaces the
     /// pending one): the base32 secret, the `otpauth://` URI and its QR code as SVG. 400
     /// while TOTP is active (remove it first); 404 while `[mfa] enabled` is off.
-    #[oai(path = "/auth/mfa/totp/", method = "post", operation_id = "auth_mfa_totp_create")]
+    #[oai(
+        path = "/auth/mfa/totp/",
+        method = "post",
+        operation_id = "auth_mfa_totp_create"
+    )]
     async fn start(
         &self,
         state: Data<&AppState>,
@@ -169,7 +173,11 @@ impl MfaApi {
     /// Needs the password and a code (or a recovery code): 400 `{"code": ["Invalid code."]}`
     /// or `{"current_password": ["Invalid password."]}`. Codes count toward the account's
     /// lockout (429). The recovery codes and pending logins go too.
-    #[oai(path = "/auth/mfa/totp/", method = "delete", operation_id = "auth_mfa_totp_destroy")]
+    #[oai(
+        path = "/auth/mfa/totp/",
+        method = "delete",
+        operation_id = "auth_mfa_totp_destroy"
+    )]
     async fn remove(
         &self,
         state: Data<&AppState>,
@@ -190,7 +198,11 @@ impl MfaApi {
     /// answered it (cookie mode included). The token is good once, for 5 minutes by default
     /// (`mfa.token_lifetime`), and dies with a password change. 400 `{"code": ["Invalid
     /// code."]}` or `{"mfa_token": [...]}`; codes count toward the account's lockout (429).
-    #[oai(path = "/api/token/mfa/", method = "post", operation_id = "token_mfa_create")]
+    #[oai(
+        path = "/api/token/mfa/",
+        method = "post",
+        operation_id = "token_mfa_create"
+    )]
     async fn complete_pair(
         &self,
         state: Data<&AppState>,
@@ -199,7 +211,12 @@ impl MfaApi {
     ) -> Answer<WithCookies<Pair>, (NotFound, Unavailable)> {
         let user = state
             .mfa
-            .complete(&body.0.mfa_token, &body.0.code, LoginKind::Pair, client_ip(req))
+            .complete(
+                &body.0.mfa_token,
+                &body.0.code,
+                LoginKind::Pair,
+                client_ip(req),
+            )
             .await?;
         let pair = state.tokens.issue_pair(user).await?;
         Ok(jwt::answer_pair(&state, req, pair))
@@ -223,7 +240,12 @@ impl MfaApi {
     ) -> Answer<LoggedIn, (NotFound, Unavailable)> {
         let user = state
             .mfa
-            .complete(&body.0.mfa_token, &body.0.code, LoginKind::Key, client_ip(req))
+            .complete(
+                &body.0.mfa_token,
+                &body.0.code,
+                LoginKind::Key,
+                client_ip(req),
+            )
             .await?;
         let key = state
             .opaque

@@ -371,8 +371,7 @@ impl Settings {
         if m.rules.token_lifetime.is_zero() {
             return bad("mfa.token_lifetime", "must be positive");
         }
-        if m
-            .encryption_key
+        if m.encryption_key
             .as_ref()
             .is_some_and(|k| k.expose_secret().len() < 32)
         {

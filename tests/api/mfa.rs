@@ -64,8 +64,14 @@ pub async fn enrolled(app: &TestApp, prefix: &str) -> (TestUser, Totp, Vec<Strin
     assert_eq!(status, StatusCode::OK, "{enrolment}");
     let totp = app_of(&enrolment);
     let body = json!({"code": code(&totp, -1).await});
-    let (status, confirmed) =
-        call(app, &user, Method::POST, "/auth/mfa/totp/confirm/", Some(body)).await;
+    let (status, confirmed) = call(
+        app,
+        &user,
+        Method::POST,
+        "/auth/mfa/totp/confirm/",
+        Some(body),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{confirmed}");
     let codes = confirmed["recovery_codes"]
         .as_array()
@@ -116,7 +122,10 @@ async fn enrolment_answers_a_secret_its_uri_and_a_qr_code(backend: Backend) {
     assert!(uri.contains("issuer=Tessera"), "{uri}");
     assert!(uri.contains(body["secret"].as_str().unwrap()), "{uri}");
     let svg = body["qr_svg"].as_str().unwrap();
-    assert!(svg.contains("<svg") && svg.trim_end().ends_with("</svg>"), "{svg:.80}");
+    assert!(
+        svg.contains("<svg") && svg.trim_end().ends_with("</svg>"),
+        "{svg:.80}"
+    );
     // Two users never share a secret.
     let other = app.register("enrol").await;
     let (_, second) = call(&app, &other, Method::POST, "/auth/mfa/totp/", None).await;
@@ -135,13 +144,25 @@ async fn restarting_an_enrolment_replaces_the_pending_secret(backend: Backend) {
     let (_, second) = call(&app, &user, Method::POST, "/auth/mfa/totp/", None).await;
     assert_ne!(first["secret"], second["secret"]);
     let stale = json!({"code": code(&app_of(&first), 0).await});
-    let (status, body) =
-        call(&app, &user, Method::POST, "/auth/mfa/totp/confirm/", Some(stale)).await;
+    let (status, body) = call(
+        &app,
+        &user,
+        Method::POST,
+        "/auth/mfa/totp/confirm/",
+        Some(stale),
+    )
+    .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(body, json!({"code": ["Invalid code."]}));
     let fresh = json!({"code": code(&app_of(&second), 0).await});
-    let (status, _) =
-        call(&app, &user, Method::POST, "/auth/mfa/totp/confirm/", Some(fresh)).await;
+    let (status, _) = call(
+        &app,
+        &user,
+        Method::POST,
+        "/auth/mfa/totp/confirm/",
+        Some(fresh),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
 }
 
@@ -150,15 +171,32 @@ async fn confirmation_activates_totp_and_answers_ten_recovery_codes_once(backend
     let user = app.register("confirm").await;
     // Nothing to confirm before an enrolment starts.
     let body = json!({"code": "123456"});
-    let (status, refused) =
-        call(&app, &user, Method::POST, "/auth/mfa/totp/confirm/", Some(body)).await;
+    let (status, refused) = call(
+        &app,
+        &user,
+        Method::POST,
+        "/auth/mfa/totp/confirm/",
+        Some(body),
+    )
+    .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(refused["non_field_errors"][0].as_str().unwrap().contains("No TOTP enrolment"));
+    assert!(
+        refused["non_field_errors"][0]
+            .as_str()
+            .unwrap()
+            .contains("No TOTP enrolment")
+    );
     let (_, enrolment) = call(&app, &user, Method::POST, "/auth/mfa/totp/", None).await;
     let totp = app_of(&enrolment);
     let body = json!({"code": code(&totp, 0).await});
-    let (status, confirmed) =
-        call(&app, &user, Method::POST, "/auth/mfa/totp/confirm/", Some(body.clone())).await;
+    let (status, confirmed) = call(
+        &app,
+        &user,
+        Method::POST,
+        "/auth/mfa/totp/confirm/",
+        Some(body.clone()),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{confirmed}");
     let codes = confirmed["recovery_codes"].as_array().unwrap();
     assert_eq!(codes.len(), 10);
@@ -210,27 +248,45 @@ async fn the_secret_is_stored_sealed_and_bound_to_its_user(backend: Backend) {
         .unwrap();
     let sealed: String = rows[0].try_get("", "secret_sealed").unwrap();
     assert!(!sealed.contains(&raw_hex), "the raw secret is not stored");
-    assert!(!sealed.to_lowercase().contains(&enrolment["secret"].as_str().unwrap().to_lowercase()));
+    assert!(
+        !sealed
+            .to_lowercase()
+            .contains(&enrolment["secret"].as_str().unwrap().to_lowercase())
+    );
     // The row copied to another user does not open for that user: its codes never match.
     let victim = app.register("copied").await;
     let (_, own) = call(&app, &victim, Method::POST, "/auth/mfa/totp/", None).await;
-    let copy = format!(
-        "UPDATE mfa_totp SET secret_sealed = '{sealed}' WHERE secret_sealed <> '{sealed}'"
-    );
+    let copy =
+        format!("UPDATE mfa_totp SET secret_sealed = '{sealed}' WHERE secret_sealed <> '{sealed}'");
     db.execute_unprepared(&copy).await.unwrap();
     let totp = app_of(&enrolment);
     let body = json!({"code": code(&totp, 0).await});
-    let (status, answer) =
-        call(&app, &victim, Method::POST, "/auth/mfa/totp/confirm/", Some(body)).await;
+    let (status, answer) = call(
+        &app,
+        &victim,
+        Method::POST,
+        "/auth/mfa/totp/confirm/",
+        Some(body),
+    )
+    .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
     let body = json!({"code": code(&app_of(&own), 0).await});
-    let (status, _) = call(&app, &victim, Method::POST, "/auth/mfa/totp/confirm/", Some(body)).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "its own secret was overwritten");
+    let (status, _) = call(
+        &app,
+        &victim,
+        Method::POST,
+        "/auth/mfa/totp/confirm/",
+        Some(body),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "its own secret was overwritten"
+    );
 }
 
-async fn a_right_password_answers_mfa_required_and_a_wrong_one_answers_as_before(
-    backend: Backend,
-) {
+async fn a_right_password_answers_mfa_required_and_a_wrong_one_answers_as_before(backend: Backend) {
     let app = mfa_app(backend).await;
     let (user, _, _) = enrolled(&app, "required").await;
     let plain = app.register("plain").await;
@@ -329,7 +385,10 @@ async fn the_cookie_mode_applies_to_the_completed_pair(backend: Backend) {
         .collect();
     let (status, pair) = answer(response).await;
     assert_eq!(status, StatusCode::OK, "{pair}");
-    assert!(pair.get("refresh").is_none(), "omitted from the body: {pair}");
+    assert!(
+        pair.get("refresh").is_none(),
+        "omitted from the body: {pair}"
+    );
     let refresh = cookies
         .iter()
         .find(|c| c.starts_with("refresh_token="))
@@ -418,7 +477,11 @@ async fn wrong_codes_lock_the_account_and_then_the_password_login_too(backend: B
     let (user, totp, _) = enrolled(&app, "locked").await;
     let token = mfa_token(&app, &user, "/api/token/").await;
     let right = code(&totp, 0).await;
-    let wrong = if right == "000000" { "111111" } else { "000000" };
+    let wrong = if right == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
     let mut refused = 0;
     let mut locked = false;
     for _ in 0..6 {
@@ -440,7 +503,11 @@ async fn wrong_codes_lock_the_account_and_then_the_password_login_too(backend: B
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "even the right code");
     let body = json!({"username": user.username, "password": PASSWORD});
     let (status, _) = post(&app, "/api/token/", body).await;
-    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "and the password login");
+    assert_eq!(
+        status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "and the password login"
+    );
 }
 
 async fn http_basic_cannot_stand_in_for_the_second_factor(backend: Backend) {
@@ -464,7 +531,11 @@ async fn staff_must_enrol_before_using_staff_endpoints(backend: Backend) {
     assert_eq!(body["code"], "mfa_enrolment_required");
     assert!(body["detail"].as_str().unwrap().contains("second factor"));
     let (status, _) = call(&app, &admin, Method::GET, "/auth/groups", None).await;
-    assert_eq!(status, StatusCode::FORBIDDEN, "without the trailing slash too");
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "without the trailing slash too"
+    );
     let new_group = Some(json!({"name": "ops"}));
     let (status, _) = call(&app, &admin, Method::POST, "/auth/groups/", new_group).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
@@ -560,7 +631,11 @@ async fn an_operator_reset_removes_totp(backend: Backend) {
             .unwrap()
     };
     let out = run(&user.username);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("TOTP removed"));
     app.login(&user).await;
     let again = run(&user.username);

@@ -44,7 +44,11 @@ async fn one_code_in_a_burst_of_ten_completions_logs_in_once(backend: Backend) {
         tokens.push(mfa_token(&app, &user, "/api/token/").await);
     }
     let code = code(&totp, 0).await;
-    let statuses = burst(&app, tokens.into_iter().map(|t| (t, code.clone())).collect()).await;
+    let statuses = burst(
+        &app,
+        tokens.into_iter().map(|t| (t, code.clone())).collect(),
+    )
+    .await;
     assert_eq!(successes(&statuses), 1, "{statuses:?}");
 }
 

@@ -23,7 +23,11 @@ async fn guesses_over_every_path_share_one_lockout(backend: Backend) {
     .await;
     let (user, totp, _) = enrolled(&app, "spread").await;
     let right = code(&totp, 0).await;
-    let wrong = if right == "000000" { "111111" } else { "000000" };
+    let wrong = if right == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
     let paths = [
         ("/api/token/", "/api/token/mfa/"),
         ("/api/token/", "/api/token/mfa"),

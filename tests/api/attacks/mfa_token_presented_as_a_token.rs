@@ -27,7 +27,11 @@ async fn an_mfa_token_works_nowhere_but_at_its_completion(backend: Backend) {
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     let body = json!({"mfa_token": token, "code": code(&totp, 0).await});
     let (status, _) = post(&app, "/auth/token/login/mfa/", body).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "a pair login's token at the key completion");
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "a pair login's token at the key completion"
+    );
     // A pair is no mfa_token either.
     let (status, pair) = complete(&app, &token, &code(&totp, 0).await).await;
     assert_eq!(status, StatusCode::OK, "{pair}");

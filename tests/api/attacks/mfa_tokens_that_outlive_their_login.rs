@@ -29,8 +29,7 @@ async fn a_code_of_another_user_completes_nothing(backend: Backend) {
 }
 
 async fn an_expired_mfa_token_is_refused(backend: Backend) {
-    let app =
-        TestApp::spawn_with(backend, &[MFA_ON, ("TESSERA__MFA__TOKEN_LIFETIME", "1s")]).await;
+    let app = TestApp::spawn_with(backend, &[MFA_ON, ("TESSERA__MFA__TOKEN_LIFETIME", "1s")]).await;
     let (user, totp, _) = enrolled(&app, "late").await;
     let token = mfa_token(&app, &user, "/api/token/").await;
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;

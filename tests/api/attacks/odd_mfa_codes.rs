@@ -45,7 +45,11 @@ async fn odd_codes_and_tokens_are_plain_400s(backend: Backend) {
         assert!(answer["mfa_token"].is_array(), "{answer}");
     }
     let (status, _) = complete(&app, &token, "000000").await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "the token survived all that");
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "the token survived all that"
+    );
     // The same at confirmation (a pending enrolment) and removal.
     let other = app.register("odd").await;
     let (status, _) = call(&app, &other, Method::POST, "/auth/mfa/totp/", None).await;
