@@ -9,6 +9,7 @@ use super::{
     body::Body,
     caller::Caller,
     cookie::WithCookies,
+    error::ApiError,
     jwt::{self, Pair},
     throttle::client_ip,
     token_login::{self, AuthTokenBody, LoggedIn},
@@ -108,10 +109,11 @@ pub enum Confirmed {
 }
 
 /// The QR code of `text` as SVG (totp-rs draws PNG only).
-fn qr_svg(text: &str) -> Result<String, super::error::ApiError> {
+fn qr_svg(text: &str) -> Result<String, ApiError> {
+    // Fails only for data beyond a QR code's capacity, which an otpauth URI never reaches.
     let code = qrcode::QrCode::new(text.as_bytes()).map_err(|e| {
         tracing::error!(error = %e, "QR code");
-        super::error::ApiError::internal()
+        ApiError::internal()
     })?;
     Ok(code
         .render::<qrcode::render::svg::Color<'_>>()
