@@ -13,6 +13,7 @@ on_every_backend!(
     a_code_of_another_user_completes_nothing,
     an_expired_mfa_token_is_refused,
     a_password_change_voids_pending_logins,
+    deactivation_voids_pending_logins,
     removing_the_factor_voids_pending_logins,
 );
 
@@ -54,6 +55,21 @@ async fn a_password_change_voids_pending_logins(backend: Backend) {
         .unwrap();
     assert_eq!(answer(change).await.0, StatusCode::NO_CONTENT);
     let (status, body) = complete(&app, &stolen, &code(&totp, 1).await).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body["mfa_token"].is_array(), "{body}");
+}
+
+async fn deactivation_voids_pending_logins(backend: Backend) {
+    let app = TestApp::spawn_with(backend, &[MFA_ON]).await;
+    let (user, totp, _) = enrolled(&app, "deactivated").await;
+    let pending = mfa_token(&app, &user, "/api/token/").await;
+    let change = tessera::domain::users::UserChange {
+        is_active: Some(false),
+        ..Default::default()
+    };
+    let id = user.id.parse().unwrap();
+    app.app_state.users.apply(id, &change).await.unwrap();
+    let (status, body) = complete(&app, &pending, &code(&totp, 0).await).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert!(body["mfa_token"].is_array(), "{body}");
 }
