@@ -64,9 +64,14 @@ async fn main() {
         .expect("user");
     let mut took = Vec::new();
     for i in 0..300 {
+        let user = states[i % 3]
+            .users
+            .authenticate("bench", "correct horse battery", None)
+            .await
+            .expect("user");
         let pair = states[i % 3]
             .tokens
-            .obtain("bench", "correct horse battery", &Default::default())
+            .issue_pair(user, &Default::default())
             .await
             .expect("pair");
         states[i % 3]

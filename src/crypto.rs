@@ -73,6 +73,8 @@ pub enum Subkey {
     OpaqueKeys,
     /// Emailed activation and reset tokens.
     AccountTokens,
+    /// The AEAD key that seals TOTP secrets at rest.
+    TotpSecrets,
 }
 
 impl Subkey {
@@ -80,18 +82,128 @@ impl Subkey {
         match self {
             Subkey::OpaqueKeys => b"tessera/opaque-keys/v2",
             Subkey::AccountTokens => b"tessera/account-tokens/v2",
+            Subkey::TotpSecrets => b"tessera/totp-secrets/v1",
         }
     }
+}
+
+/// `bytes` random bytes from the CSPRNG (TOTP secrets: 20 bytes, 160 bits, RFC 4226's
+/// recommendation).
+pub fn random_bytes(bytes: usize) -> Vec<u8> {
+    let mut rng = rand::rng();
+    (0..bytes).map(|_| rng.random::<u8>()).collect()
+}
+
+/// The letters of recovery codes: no 0/o, 1/i/l to misread (31 symbols, ~4.95 bits each).
+const READABLE: &[u8] = b"23456789abcdefghjkmnpqrstuvwxyz";
+
+/// A recovery code: 16 readable symbols (~79 bits, so an unsalted SHA-256 of it is safe at
+/// rest) in four groups, e.g. `k7m2-x9qp-4hcw-t3vz`.
+pub fn recovery_code() -> String {
+    let mut rng = rand::rng();
+    let symbols: Vec<char> = (0..16)
+        .map(|_| char::from(READABLE[rng.random_range(0..READABLE.len())]))
+        .collect();
+    symbols
+        .chunks(4)
+        .map(|c| c.iter().collect::<String>())
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
+/// A recovery code as typed, in its stored form: lower case, without separators; None when it
+/// cannot be one (wrong length or symbols), so odd input never reaches the store.
+pub fn normalize_recovery_code(typed: &str) -> Option<String> {
+    if typed.len() > 64 {
+        return None;
+    }
+    let code: String = typed
+        .chars()
+        .filter(|c| !matches!(c, '-' | ' '))
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    (code.len() == 16 && code.bytes().all(|b| READABLE.contains(&b))).then_some(code)
+}
+
+/// An AEAD key (XChaCha20-Poly1305: 192-bit random nonces never repeat in practice), set up at
+/// start. What it seals is bound to associated data: a value copied elsewhere does not open.
+#[derive(Clone)]
+pub struct SealKey(chacha20poly1305::XChaCha20Poly1305);
+
+/// Nonce bytes before the ciphertext in a sealed value.
+const NONCE_LEN: usize = 24;
+
+impl SealKey {
+    /// The subkey for `purpose`, derived from `master` like [`derive`].
+    pub fn derive(master: &[u8], purpose: Subkey) -> Result<Self, CryptoError> {
+        use chacha20poly1305::KeyInit as _;
+        chacha20poly1305::XChaCha20Poly1305::new_from_slice(&expand(master, purpose)?)
+            .map(SealKey)
+            .map_err(|e| CryptoError(e.to_string()))
+    }
+
+    /// `plain` encrypted and authenticated with `context`, as hex of nonce + ciphertext.
+    pub fn seal(&self, plain: &[u8], context: &[u8]) -> Result<String, CryptoError> {
+        use chacha20poly1305::aead::{Aead, Payload};
+        let nonce: [u8; NONCE_LEN] = rand::rng().random();
+        let sealed = self
+            .0
+            .encrypt(
+                &chacha20poly1305::XNonce::from(nonce),
+                Payload {
+                    msg: plain,
+                    aad: context,
+                },
+            )
+            .map_err(|e| CryptoError(e.to_string()))?;
+        Ok(hex(&[&nonce[..], &sealed].concat()))
+    }
+
+    /// What [`SealKey::seal`] sealed with the same `context`; None when the value was altered,
+    /// sealed for another context or with another key.
+    pub fn open(&self, sealed: &str, context: &[u8]) -> Option<Vec<u8>> {
+        use chacha20poly1305::aead::{Aead, Payload};
+        let bytes = unhex(sealed)?;
+        if bytes.len() <= NONCE_LEN {
+            return None;
+        }
+        let (nonce, ciphertext) = bytes.split_at(NONCE_LEN);
+        let nonce = chacha20poly1305::XNonce::try_from(nonce).ok()?;
+        self.0
+            .decrypt(
+                &nonce,
+                Payload {
+                    msg: ciphertext,
+                    aad: context,
+                },
+            )
+            .ok()
+    }
+}
+
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) || !text.is_ascii() {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok())
+        .collect()
 }
 
 /// A key for one purpose, derived from the signing key with HKDF-SHA256: one secret to manage,
 /// no key used for two purposes, and the signing key is never exposed by a subkey.
 pub fn derive(master: &[u8], purpose: Subkey) -> Result<MacKey, CryptoError> {
+    MacKey::new(&expand(master, purpose)?)
+}
+
+/// 256 bits of key for `purpose` from `master` (HKDF-SHA256, the purpose's label as info).
+fn expand(master: &[u8], purpose: Subkey) -> Result<[u8; 32], CryptoError> {
     let mut okm = [0u8; 32];
     hkdf::Hkdf::<Sha256>::new(None, master)
         .expand(purpose.label(), &mut okm)
         .map_err(|e| CryptoError(e.to_string()))?;
-    MacKey::new(&okm)
+    Ok(okm)
 }
 
 /// An HMAC-SHA256 key, keyed once at start so that computing a MAC cannot fail later.
@@ -137,6 +249,55 @@ mod tests {
         assert_ne!(macs[0], macs[1]);
         assert_ne!(macs[0], macs[2]);
         assert_eq!(macs[0], a.mac_hex(parts, 32), "deterministic");
+    }
+
+    #[test]
+    fn sealed_values_open_only_with_their_context_and_key() {
+        let key = SealKey::derive(b"master-key-material-0123456789", Subkey::TotpSecrets).unwrap();
+        let other = SealKey::derive(b"another-master-key-0123456789", Subkey::TotpSecrets).unwrap();
+        let sealed = key.seal(b"secret", b"user-a").unwrap();
+        assert_eq!(
+            key.open(&sealed, b"user-a").as_deref(),
+            Some(&b"secret"[..])
+        );
+        assert_eq!(key.open(&sealed, b"user-b"), None, "bound to its context");
+        assert_eq!(other.open(&sealed, b"user-a"), None, "bound to its key");
+        let mut altered = sealed.clone().into_bytes();
+        let last = altered.len() - 1;
+        altered[last] = if altered[last] == b'0' { b'1' } else { b'0' };
+        let altered = String::from_utf8(altered).unwrap();
+        assert_eq!(key.open(&altered, b"user-a"), None, "authenticated");
+        assert_ne!(
+            sealed,
+            key.seal(b"secret", b"user-a").unwrap(),
+            "fresh nonce"
+        );
+        for junk in ["", "zz", "00", "é"] {
+            assert_eq!(key.open(junk, b"user-a"), None);
+        }
+    }
+
+    #[test]
+    fn recovery_codes_read_back_in_any_spelling() {
+        let code = recovery_code();
+        assert_eq!(code.len(), 19);
+        let stored = normalize_recovery_code(&code).unwrap();
+        assert_eq!(stored.len(), 16);
+        assert_eq!(
+            normalize_recovery_code(&code.to_uppercase()),
+            Some(stored.clone())
+        );
+        assert_eq!(normalize_recovery_code(&stored), Some(stored));
+        for junk in [
+            "",
+            "123456",
+            "0000-0000-0000-0000",
+            "ab",
+            &"a".repeat(10_000),
+        ] {
+            assert_eq!(normalize_recovery_code(junk), None, "{junk:.20}");
+        }
+        assert_ne!(recovery_code(), recovery_code());
     }
 
     #[test]

@@ -65,6 +65,11 @@ enum Command {
         #[command(subcommand)]
         command: GroupCommand,
     },
+    /// Second factors, as the operator.
+    Mfa {
+        #[command(subcommand)]
+        command: MfaCommand,
+    },
     /// Delete expired refresh-token records and revocations (the server also does it every
     /// `jwt.prune_interval`).
     FlushExpiredTokens,
@@ -124,6 +129,13 @@ enum GroupCommand {
         /// The group whose members to list.
         name: Option<String>,
     },
+}
+
+#[derive(Subcommand)]
+enum MfaCommand {
+    /// Remove USERNAME's TOTP factor, recovery codes and pending logins (a lost device): the
+    /// next login needs the password only, and the user may enrol again. Audited.
+    Reset { username: String },
 }
 
 /// glibc's allocator contends on its arena locks under many small per-request allocations;
@@ -229,6 +241,18 @@ async fn run(
         Command::Group { command } => {
             let state = AppState::connect(settings).await?;
             Ok(group(&state, command).await?)
+        }
+        Command::Mfa {
+            command: MfaCommand::Reset { username },
+        } => {
+            let state = AppState::connect(settings).await?;
+            let user = user_named(&state, &username).await?;
+            if state.mfa.reset(&user).await? {
+                println!("TOTP removed for user '{username}'.");
+            } else {
+                println!("User '{username}' had no TOTP factor.");
+            }
+            Ok(())
         }
         Command::FlushExpiredTokens => {
             let state = AppState::connect(settings).await?;

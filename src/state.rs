@@ -6,7 +6,7 @@ use secrecy::ExposeSecret;
 
 use crate::{
     StartError,
-    crypto::{self, Subkey},
+    crypto::{self, SealKey, Subkey},
     domain::{
         account_tokens::AccountTokens,
         accounts::AccountService,
@@ -14,6 +14,7 @@ use crate::{
         health::Readiness,
         import::Importer,
         keys::{KeyError, KeyRing},
+        mfa::MfaService,
         opaque::{OpaqueTokenService, OpaqueTokenStore},
         passwords::{PasswordHasher, PasswordRules},
         revocation::RevocationStore,
@@ -29,6 +30,7 @@ use crate::{
         database,
         groups::{CachedGroupStore, SqlGroupStore},
         import::SqlImportStore,
+        mfa::SqlMfaStore,
         opaque::{MirroredOpaqueStore, SqlOpaqueTokenStore},
         redis_conn::{RedisConn, redis_connection, warn_unless_noeviction},
         revocation::{
@@ -53,6 +55,8 @@ pub struct AppState {
     pub opaque: Arc<OpaqueTokenService>,
     pub sessions: Arc<SessionService>,
     pub accounts: Arc<AccountService>,
+    /// The TOTP second factor (every login's password step goes through it).
+    pub mfa: Arc<MfaService>,
     pub groups: Arc<GroupService>,
     pub readiness: Arc<Readiness>,
     /// Rate limits; None when `throttle.enabled` is off.
@@ -185,6 +189,18 @@ impl AppState {
             crypto::derive(&signing_material, Subkey::AccountTokens)?,
             a.password_reset_timeout,
         );
+        // TOTP secrets are sealed under their own key, or a subkey of the signing key.
+        let seal_master = match &settings.mfa.encryption_key {
+            Some(key) => key.expose_secret().as_bytes().to_vec(),
+            None => signing_material.clone(),
+        };
+        let mfa = MfaService::new(
+            settings.mfa.rules.clone(),
+            settings.accounts.require_mfa_for_staff,
+            Arc::new(SqlMfaStore::new(db.clone())),
+            users.clone(),
+            SealKey::derive(&seal_master, Subkey::TotpSecrets)?,
+        );
         let groups = GroupService::new(group_store, user_store);
         let accounts = AccountService::new(
             users.clone(),
@@ -202,6 +218,7 @@ impl AppState {
             opaque,
             sessions: Arc::new(sessions),
             accounts: Arc::new(accounts),
+            mfa: Arc::new(mfa),
             groups: Arc::new(groups),
             readiness: Arc::new(readiness),
             throttle,

@@ -12,6 +12,7 @@ mod m20261202_000008_create_revocation_sequence;
 mod m20261204_000009_add_user_numbers;
 mod m20261204_000010_create_django_imports;
 mod m20261205_000011_create_sessions;
+mod m20261205_000012_create_mfa;
 
 /// The ordered list of Tessera's migrations.
 pub struct Migrator;
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000009_add_user_numbers::Migration),
             Box::new(m20261204_000010_create_django_imports::Migration),
             Box::new(m20261205_000011_create_sessions::Migration),
+            Box::new(m20261205_000012_create_mfa::Migration),
         ]
     }
 }

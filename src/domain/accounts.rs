@@ -48,6 +48,8 @@ pub struct AccountRules {
     /// How long an emailed token (activation, reset) stays valid.
     #[serde(deserialize_with = "super::setting_values::duration")]
     pub password_reset_timeout: std::time::Duration,
+    /// Staff accounts must enable TOTP before they may use staff endpoints (with `[mfa]` on).
+    pub require_mfa_for_staff: bool,
 }
 
 impl AccountRules {

@@ -6,6 +6,7 @@ pub mod health;
 pub mod import;
 pub(crate) mod keys;
 pub(crate) mod mail;
+pub mod mfa;
 pub mod opaque;
 pub(crate) mod passwords;
 pub(crate) mod revocation;
@@ -51,6 +52,9 @@ pub enum DomainError {
     /// A group, user or membership named in a group operation does not exist.
     #[error(transparent)]
     Group(#[from] groups::GroupError),
+    /// A second-factor step was refused or is still due.
+    #[error(transparent)]
+    Mfa(#[from] mfa::MfaError),
     /// An opaque key was refused (DRF's reasons).
     #[error(transparent)]
     Opaque(#[from] opaque::OpaqueError),

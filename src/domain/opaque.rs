@@ -134,23 +134,9 @@ impl OpaqueTokenService {
         Ok(self.store.delete(key_sha256).await?)
     }
 
-    /// The caller's key after checking its password (a fresh one, or DRF's same key again).
-    pub async fn login(
-        &self,
-        username: &str,
-        password: &str,
-        client: &Client<'_>,
-    ) -> Result<String, DomainError> {
-        let user = self
-            .users
-            .authenticate(username, password, client.ip)
-            .await?;
-        self.key_for(&user, client, false).await
-    }
-
-    /// The user's key: with `reset`, earlier keys are deleted first (drf_create_token -r). A
-    /// new key starts a session; DRF's same key again continues its own. Every opaque login
-    /// path ends here.
+    /// The key of a user whose login is complete (a fresh one, or DRF's same key again): with
+    /// `reset`, earlier keys are deleted first (drf_create_token -r). A new key starts a
+    /// session; DRF's same key again continues its own. Every opaque login path ends here.
     pub async fn key_for(
         &self,
         user: &User,

@@ -141,19 +141,33 @@ impl LoginGuard {
     /// The password was right: the account's count is cleared, and the address gets this
     /// attempt back (a busy NAT's good logins never lock it out).
     pub async fn succeeded(&self, login: &str, ip: Option<IpAddr>) {
+        self.right_password(ip).await;
+        self.clear_account(login).await;
+    }
+
+    /// A right password whose login still waits for a second factor: the address gets the
+    /// attempt back, the account's count stays (it is cleared once the login completes).
+    pub async fn right_password(&self, ip: Option<IpAddr>) {
         if self.account_failures == 0 {
             return;
         }
-        let (account, address) = Self::keys(login, ip);
+        if let (_, Some(address)) = Self::keys("", ip) {
+            self.forgive(&address).await;
+        }
+    }
+
+    /// The account's login completed: its count is cleared.
+    pub async fn clear_account(&self, login: &str) {
+        if self.account_failures == 0 {
+            return;
+        }
+        let (account, _) = Self::keys(login, None);
         // Not clearing a count only makes a later lockout come sooner: logged, not fatal.
         if let Err(e) = self.counter.reset(&account).await {
             tracing::warn!(error = %e, "could not clear an account's failure count");
         }
         if let Err(e) = self.fallback.reset(&account).await {
             tracing::warn!(error = %e, "could not clear an account's local failure count");
-        }
-        if let Some(address) = address {
-            self.forgive(&address).await;
         }
     }
 

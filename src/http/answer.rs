@@ -97,6 +97,7 @@ refusal_tuples!(A);
 refusal_tuples!(A, B);
 refusal_tuples!(A, B, C);
 refusal_tuples!(A, B, C, D);
+refusal_tuples!(A, B, C, D, E);
 
 /// What an error answer's body looks like in the document.
 enum Shape {
@@ -108,6 +109,10 @@ enum Shape {
     FieldsOrError,
     /// Field errors, or no body at all (Djoser's bare 400).
     FieldsOrNothing,
+    /// `{"detail", "code": "mfa_required", "mfa_token"}`.
+    Mfa,
+    /// The second-factor answer or `{"detail", "code"}`.
+    MfaOrError,
 }
 
 /// Declares refusal markers: status, body shape, description and the example body.
@@ -140,10 +145,14 @@ refusals! {
     Unauthenticated = 401, TokenOrError,
         "Not authenticated: no credentials, or credentials refused (SimpleJWT's token error with `messages` for a bad Bearer token). Carries `WWW-Authenticate`.",
         {"detail": "Authentication credentials were not provided.", "code": "not_authenticated"};
-    /// SimpleJWT's login refusal: wrong password, unknown or inactive user alike.
-    NoActiveAccount = 401, Error,
-        "Wrong password, unknown or inactive user (SimpleJWT's `no_active_account`). Carries `WWW-Authenticate`.",
+    /// A pair login: wrong credentials, or a right password whose second factor is due.
+    NoActiveAccountOrMfa = 401, MfaOrError,
+        "Wrong password, unknown or inactive user (SimpleJWT's `no_active_account`); or, for a user with TOTP (`[mfa] enabled`), a right password: `code` `mfa_required` with the `mfa_token` to send with a code to `POST /api/token/mfa/`. Carries `WWW-Authenticate`.",
         {"detail": "No active account found with the given credentials", "code": "no_active_account"};
+    /// An opaque-key login whose password was right and whose second factor is due.
+    MfaRequired = 401, Mfa,
+        "A user with TOTP (`[mfa] enabled`) gave the right password: send the `mfa_token` with a code to `POST /auth/token/login/mfa/`. Carries `WWW-Authenticate`.",
+        {"detail": "A second factor is required: send a code from your authenticator app with this mfa_token.", "code": "mfa_required", "mfa_token": "5f2b8e0c4d7a9e1f3b6c8d0a2e4f6b8c5f2b8e0c4d7a9e1f3b6c8d0a2e4f6b8c"};
     /// A JWT in the body refused (signature, expiry, type, revocation, user).
     TokenRefused = 401, Error,
         "The token is refused: `Token is invalid`, `Token is expired`, `Token is blacklisted`, `Token has wrong type`... (SimpleJWT's `token_not_valid`; `user_not_found`, `user_inactive`). Carries `WWW-Authenticate`.",
@@ -220,6 +229,12 @@ fn refusal(status: u16, shape: Shape, description: &'static str, example: Value)
             vec![reference(VALIDATION_ERROR), reference(ERROR)],
         )),
         Shape::FieldsOrNothing => None,
+        Shape::Mfa => Some(schema(vec![reference(MFA_REQUIRED)], vec![], vec![])),
+        Shape::MfaOrError => Some(schema(
+            vec![],
+            vec![],
+            vec![reference(MFA_REQUIRED), reference(ERROR)],
+        )),
     };
     MetaResponse {
         description,
@@ -408,12 +423,14 @@ const ERROR: &str = "Error";
 const TOKEN_ERROR: &str = "TokenError";
 const TOKEN_ERROR_MESSAGE: &str = "TokenErrorMessage";
 const VALIDATION_ERROR: &str = "ValidationError";
+const MFA_REQUIRED: &str = "MfaRequired";
 
 /// The error bodies as named schemas (the names only tell `create_schema` apart).
 struct ErrorSchema;
 struct TokenErrorSchema;
 struct TokenErrorMessageSchema;
 struct ValidationErrorSchema;
+struct MfaRequiredSchema;
 
 fn string(description: &'static str) -> MetaSchemaRef {
     MetaSchemaRef::Inline(Box::new(MetaSchema {
@@ -479,6 +496,22 @@ fn register_schemas(registry: &mut Registry) {
         ],
         required: vec!["detail", "code", "messages"],
         example: Some(tessera_verify::Rejection::token_not_valid("Token is expired").body),
+        ..MetaSchema::new("object")
+    });
+    registry.create_schema::<MfaRequiredSchema, _>(MFA_REQUIRED.into(), |_| MetaSchema {
+        title: Some(MFA_REQUIRED.into()),
+        description: Some(
+            "A right password of a user with TOTP: the login goes on at its completion endpoint with `mfa_token` and a code.",
+        ),
+        properties: vec![
+            ("detail", string(DETAIL)),
+            ("code", string("`mfa_required`.")),
+            (
+                "mfa_token",
+                string("Single-use, short-lived (`mfa.token_lifetime`), good only at the completion endpoint of this login's kind."),
+            ),
+        ],
+        required: vec!["detail", "code", "mfa_token"],
         ..MetaSchema::new("object")
     });
     registry.create_schema::<ValidationErrorSchema, _>(VALIDATION_ERROR.into(), |_| MetaSchema {

@@ -18,6 +18,8 @@ use super::{
 use crate::{
     domain::{
         DomainError,
+        groups::Actor,
+        mfa::MfaError,
         sessions::{Client, Handle},
         tokens::{TokenError, VerifyError},
         users::User,
@@ -32,6 +34,9 @@ pub struct Caller {
     pub opaque_key: Option<String>,
     /// The session a Bearer token names (its `sid`).
     pub sid: Option<Uuid>,
+    /// A staff account without TOTP under `accounts.require_mfa_for_staff`: `user` acts as
+    /// non-staff, and the staff-only endpoints refuse it with a clear 403.
+    pub staff_mfa_due: bool,
 }
 
 impl Caller {
@@ -69,7 +74,22 @@ impl Caller {
             .headers()
             .get(poem::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
-        Self::authenticate(state, header, &client_of(request)).await
+        let mut caller = Self::authenticate(state, header, &client_of(request)).await?;
+        if state.mfa.staff_must_enrol(&caller.user).await? {
+            caller.user.is_staff = false;
+            caller.user.is_superuser = false;
+            caller.staff_mfa_due = true;
+        }
+        Ok(caller)
+    }
+
+    /// The caller as the actor of a staff-only operation (DRF's IsAdminUser); a staff account
+    /// that must enrol a second factor first is told so.
+    pub fn staff_actor(&self) -> Result<Actor<'_>, ApiError> {
+        if self.staff_mfa_due {
+            return Err(MfaError::StaffMustEnrol.into());
+        }
+        Ok(Actor::User(&self.user))
     }
 
     /// Tries the schemes in DRF's order: JWT (`Bearer`, case-sensitive), `Token`, then Basic
@@ -118,6 +138,7 @@ async fn bearer(state: &AppState, parts: &[&str]) -> Result<Caller, ApiError> {
             user,
             opaque_key: None,
             sid,
+            staff_mfa_due: false,
         }),
         Err(DomainError::Token(
             e @ (TokenError::Refused(VerifyError::NoUser)
@@ -144,6 +165,7 @@ async fn opaque(state: &AppState, parts: &[&str], client: &Client<'_>) -> Result
                 user,
                 opaque_key: Some(hash),
                 sid: None,
+                staff_mfa_due: false,
             })
         }
         _ => Err(failed(
@@ -173,15 +195,24 @@ async fn basic(state: &AppState, parts: &[&str], ip: Option<IpAddr>) -> Result<C
             "Invalid basic header. Credentials not correctly base64 encoded.",
         ));
     };
-    match state.users.authenticate(username, password, ip).await {
-        Ok(user) => Ok(Caller {
-            user,
-            opaque_key: None,
-            sid: None,
-        }),
-        Err(DomainError::InvalidCredentials) => Err(failed("Invalid username/password.")),
-        Err(other) => Err(other.into()),
+    let user = match state.users.first_factor(username, password, ip).await {
+        Ok(user) => user,
+        Err(DomainError::InvalidCredentials) => return Err(failed("Invalid username/password.")),
+        Err(other) => return Err(other.into()),
+    };
+    // A password alone must not stand in for a login that needs a second factor.
+    if state.mfa.active(user.id).await? {
+        return Err(failed(
+            "A second factor is required: log in at /api/token/ instead of HTTP Basic.",
+        ));
     }
+    state.users.finish_login(username).await;
+    Ok(Caller {
+        user,
+        opaque_key: None,
+        sid: None,
+        staff_mfa_due: false,
+    })
 }
 
 /// Removes the `basicAuth` scheme and every operation's mention of it from an OpenAPI document

@@ -8,7 +8,11 @@ use poem::{
 use serde_json::{Value, json};
 
 use crate::domain::{
-    DomainError, FieldErrors, accounts::AccountError, sessions::SessionError, tokens::TokenError,
+    DomainError, FieldErrors,
+    accounts::AccountError,
+    mfa::{MSG_MFA_REQUIRED, MfaError},
+    sessions::SessionError,
+    tokens::TokenError,
 };
 
 /// The challenge sent with every 401, as SimpleJWT's JWTAuthentication sends it.
@@ -39,6 +43,10 @@ pub enum Code {
     BadAuthorizationHeader,
     /// 403: authenticated but not allowed (DRF's PermissionDenied).
     PermissionDenied,
+    /// 401: a right password of a user with TOTP; the body carries the `mfa_token`.
+    MfaRequired,
+    /// 403: a staff account without TOTP under `accounts.require_mfa_for_staff`.
+    MfaEnrolmentRequired,
     /// 403: activation of an account that is already active (Djoser's `stale_token`).
     StaleToken,
     /// 404: no such object or page, or not visible to the caller (DRF's NotFound).
@@ -72,6 +80,8 @@ impl Code {
             Self::UserInactive => "user_inactive",
             Self::BadAuthorizationHeader => "bad_authorization_header",
             Self::PermissionDenied => "permission_denied",
+            Self::MfaRequired => "mfa_required",
+            Self::MfaEnrolmentRequired => "mfa_enrolment_required",
             Self::StaleToken => "stale_token",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
@@ -248,11 +258,31 @@ impl From<DomainError> for ApiError {
                 Self::detail(StatusCode::NOT_FOUND, Code::NotFound, &e.to_string())
             }
             DomainError::Session(SessionError::Off) => Self::not_found(),
+            DomainError::Mfa(MfaError::Disabled) => Self::not_found(),
+            DomainError::Mfa(MfaError::Required { token }) => Self::body(
+                StatusCode::UNAUTHORIZED,
+                json!({
+                    "detail": MSG_MFA_REQUIRED,
+                    "code": Code::MfaRequired.as_str(),
+                    "mfa_token": token,
+                }),
+            ),
+            DomainError::Mfa(e @ MfaError::StaffMustEnrol) => Self::detail(
+                StatusCode::FORBIDDEN,
+                Code::MfaEnrolmentRequired,
+                &e.to_string(),
+            ),
             DomainError::Internal(why) => {
                 tracing::error!(error = %why, "internal error");
                 Self::internal()
             }
         }
+    }
+}
+
+impl From<crate::domain::mfa::MfaError> for ApiError {
+    fn from(e: crate::domain::mfa::MfaError) -> Self {
+        DomainError::from(e).into()
     }
 }
 

@@ -11,10 +11,7 @@ use super::{
     error::ApiError,
     users::UserSummaryBody,
 };
-use crate::{
-    domain::groups::{Actor, Group},
-    state::AppState,
-};
+use crate::{domain::groups::Group, state::AppState};
 
 #[derive(Tags)]
 enum Tag {
@@ -117,7 +114,7 @@ impl GroupsApi {
         operation_id = "auth_groups_list"
     )]
     async fn list(&self, state: Data<&AppState>, caller: Caller) -> Answer<Groups, Forbidden> {
-        let groups = state.groups.list(Actor::User(&caller.user)).await?;
+        let groups = state.groups.list(caller.staff_actor()?).await?;
         Ok(Groups::Ok(Json(
             groups.into_iter().map(Into::into).collect(),
         )))
@@ -143,7 +140,7 @@ impl GroupsApi {
         let description = body.0.description.unwrap_or_default();
         let group = state
             .groups
-            .create(Actor::User(&caller.user), &name, &description)
+            .create(caller.staff_actor()?, &name, &description)
             .await?;
         Ok(Created::Created(Json(group.into())))
     }
@@ -163,11 +160,7 @@ impl GroupsApi {
         name: Path<String>,
     ) -> Answer<One, (Forbidden, NotFound)> {
         Ok(One::Ok(Json(
-            state
-                .groups
-                .get(Actor::User(&caller.user), &name)
-                .await?
-                .into(),
+            state.groups.get(caller.staff_actor()?, &name).await?.into(),
         )))
     }
 
@@ -190,7 +183,7 @@ impl GroupsApi {
         let group = state
             .groups
             .update(
-                Actor::User(&caller.user),
+                caller.staff_actor()?,
                 &name,
                 b.name.as_deref(),
                 b.description.as_deref(),
@@ -213,10 +206,7 @@ impl GroupsApi {
         caller: Caller,
         name: Path<String>,
     ) -> Answer<NoContent, (Forbidden, NotFound)> {
-        state
-            .groups
-            .delete(Actor::User(&caller.user), &name)
-            .await?;
+        state.groups.delete(caller.staff_actor()?, &name).await?;
         Ok(NoContent::Done)
     }
 
@@ -234,10 +224,7 @@ impl GroupsApi {
         caller: Caller,
         name: Path<String>,
     ) -> Answer<Members, (Forbidden, NotFound)> {
-        let users = state
-            .groups
-            .members(Actor::User(&caller.user), &name)
-            .await?;
+        let users = state.groups.members(caller.staff_actor()?, &name).await?;
         Ok(Members::Ok(Json(
             users
                 .into_iter()
@@ -263,7 +250,7 @@ impl GroupsApi {
     ) -> Answer<Added, (Forbidden, NotFound)> {
         let user = state
             .groups
-            .add_member(Actor::User(&caller.user), &name, &body.0.username)
+            .add_member(caller.staff_actor()?, &name, &body.0.username)
             .await?;
         Ok(Added::Added(Json(UserSummaryBody::of(&state.users, user))))
     }
@@ -286,7 +273,7 @@ impl GroupsApi {
     ) -> Answer<Removed, (Forbidden, NotFound)> {
         let user = state
             .groups
-            .remove_member(Actor::User(&caller.user), &name, &body.0.username)
+            .remove_member(caller.staff_actor()?, &name, &body.0.username)
             .await?;
         Ok(Removed::Removed(Json(UserSummaryBody::of(
             &state.users,

@@ -3,14 +3,18 @@ use poem::{Request, http::StatusCode, web::Data};
 use poem_openapi::{ApiResponse, Object, OpenApi, Tags, payload::Json, types::Example};
 
 use super::{
-    answer::{Answer, Forbidden, NoActiveAccount, NoContent, TokenRefused, Unavailable},
+    answer::{Answer, Forbidden, NoActiveAccountOrMfa, NoContent, TokenRefused, Unavailable},
     body::Body,
     caller::{Caller, client_of},
     cookie::{self, CsrfHeader, RefreshCookie, WithCookies},
     error::{ApiError, Code},
 };
 use crate::{
-    domain::{DomainError, tokens::TokenError},
+    domain::{
+        DomainError,
+        mfa::LoginKind,
+        tokens::{TokenError, TokenPair},
+    },
     state::AppState,
 };
 
@@ -119,25 +123,20 @@ async fn obtain(
     state: &AppState,
     body: ObtainRequest,
     req: &Request,
-) -> Answer<WithCookies<Pair>, (NoActiveAccount, Unavailable)> {
-    match state
-        .tokens
-        .obtain(&body.username, &body.password, &client_of(req))
-        .await
-    {
-        Ok(pair) => {
-            let settings = &state.settings;
-            let cookies = if cookie::may_set_on_login(settings, req) {
-                cookie::issue(settings, req, &pair.refresh)
-            } else {
-                Vec::new()
-            };
-            let omit = cookie::enabled(settings).is_some_and(|c| c.omit_from_body);
-            let body = PairBody {
-                refresh: (!omit).then_some(pair.refresh),
-                access: pair.access,
-            };
-            Ok(WithCookies::new(Pair::Ok(Json(body)), cookies))
+) -> Answer<WithCookies<Pair>, (NoActiveAccountOrMfa, Unavailable)> {
+    let login = state
+        .mfa
+        .password_login(
+            &body.username,
+            &body.password,
+            client_of(req).ip,
+            LoginKind::Pair,
+        )
+        .await;
+    match login {
+        Ok(user) => {
+            let pair = state.tokens.issue_pair(user, &client_of(req)).await?;
+            Ok(answer_pair(state, req, pair))
         }
         Err(DomainError::InvalidCredentials) => Err(ApiError::detail(
             StatusCode::UNAUTHORIZED,
@@ -147,6 +146,24 @@ async fn obtain(
         .into()),
         Err(e) => Err(e.into()),
     }
+}
+
+/// A new pair as a login answers it: in the body, and with `jwt.cookie.enabled` the refresh
+/// token also as a cookie (left out of the body with `omit_from_body`). Shared by the password
+/// login and its second-factor completion.
+pub(super) fn answer_pair(state: &AppState, req: &Request, pair: TokenPair) -> WithCookies<Pair> {
+    let settings = &state.settings;
+    let cookies = if cookie::may_set_on_login(settings, req) {
+        cookie::issue(settings, req, &pair.refresh)
+    } else {
+        Vec::new()
+    };
+    let omit = cookie::enabled(settings).is_some_and(|c| c.omit_from_body);
+    let body = PairBody {
+        refresh: (!omit).then_some(pair.refresh),
+        access: pair.access,
+    };
+    WithCookies::new(Pair::Ok(Json(body)), cookies)
 }
 
 /// The cookie parameters of refresh and blacklist.
@@ -222,7 +239,9 @@ impl JwtApi {
     ///
     /// SimpleJWT's TokenObtainPairView: `{username, password}` (the `accounts.login_field`)
     /// for `{refresh, access}`. A wrong password, an unknown or an inactive user answer the
-    /// same 401; failed logins count toward the lockout (429). With `jwt.cookie.enabled` the
+    /// same 401; failed logins count toward the lockout (429). For a user with TOTP, a right
+    /// password answers 401 `mfa_required` with an `mfa_token` for `POST /api/token/mfa/`
+    /// (a wrong one answers as for anyone). With `jwt.cookie.enabled` the
     /// refresh token is also set as an HttpOnly cookie, beside a readable `csrftoken` cookie
     /// (not for a request whose `Origin` is not trusted).
     #[oai(path = "/api/token/", method = "post", operation_id = "token_create")]
@@ -231,7 +250,7 @@ impl JwtApi {
         state: Data<&AppState>,
         body: Body<ObtainRequest>,
         req: &Request,
-    ) -> Answer<WithCookies<Pair>, (NoActiveAccount, Unavailable)> {
+    ) -> Answer<WithCookies<Pair>, (NoActiveAccountOrMfa, Unavailable)> {
         obtain(&state, body.0, req).await
     }
 
@@ -248,7 +267,7 @@ impl JwtApi {
         state: Data<&AppState>,
         body: Body<ObtainRequest>,
         req: &Request,
-    ) -> Answer<WithCookies<Pair>, (NoActiveAccount, Unavailable)> {
+    ) -> Answer<WithCookies<Pair>, (NoActiveAccountOrMfa, Unavailable)> {
         obtain(&state, body.0, req).await
     }
 

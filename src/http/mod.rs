@@ -10,6 +10,7 @@ mod error;
 mod groups;
 mod health;
 mod jwt;
+mod mfa;
 mod routes;
 mod sessions;
 mod throttle;
@@ -37,6 +38,7 @@ type LimitedOperations = (
     users::AccountsApi,
     jwt::JwtApi,
     token_login::TokenLoginApi,
+    mfa::MfaApi,
     groups::GroupsApi,
     sessions::SessionsApi,
 );
@@ -55,6 +57,7 @@ fn api() -> OpenApiService<Operations, ()> {
                 users::AccountsApi,
                 jwt::JwtApi,
                 token_login::TokenLoginApi,
+                mfa::MfaApi,
                 groups::GroupsApi,
                 sessions::SessionsApi,
             ))),

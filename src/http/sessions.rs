@@ -215,6 +215,8 @@ impl SessionsApi {
 
 /// The user a staff view names, by the user paths' id.
 async fn staff_view(state: &AppState, caller: &Caller, id: &str) -> Result<User, ApiError> {
+    // A staff account that must enrol a second factor first is told so (not a plain 403).
+    caller.staff_actor()?;
     Ok(state
         .sessions
         .user_for_staff(&caller.user, UserRef::parse(id))

@@ -107,9 +107,12 @@ fn scope(method: &Method, route: &str) -> Option<&'static str> {
         return None;
     }
     match route {
-        "/api/token" | "/auth/jwt/create" | "/auth/token/login" | "/api/api-token-auth" => {
-            Some("login")
-        }
+        "/api/token"
+        | "/auth/jwt/create"
+        | "/auth/token/login"
+        | "/api/api-token-auth"
+        | "/api/token/mfa"
+        | "/auth/token/login/mfa" => Some("login"),
         "/auth/users" => Some("register"),
         "/api/token/refresh" | "/auth/jwt/refresh" => Some("refresh"),
         "/auth/users/reset_password"

@@ -7,13 +7,13 @@ use poem_openapi::{
 };
 
 use super::{
-    answer::{Answer, NoContent, NotFound, Unavailable},
+    answer::{Answer, MfaRequired, NoContent, NotFound, Unavailable},
     body::Body,
     caller::{Caller, client_of},
     error::ApiError,
 };
 use crate::{
-    domain::{DomainError, opaque::SESSION_ID_LEN},
+    domain::{DomainError, mfa::LoginKind, opaque::SESSION_ID_LEN},
     state::AppState,
 };
 
@@ -119,12 +119,12 @@ async fn login(
     password: &str,
     req: &Request,
 ) -> Result<String, ApiError> {
-    match state
-        .opaque
-        .login(username, password, &client_of(req))
-        .await
-    {
-        Ok(key) => Ok(key),
+    let login = state
+        .mfa
+        .password_login(username, password, client_of(req).ip, LoginKind::Key)
+        .await;
+    match login {
+        Ok(user) => Ok(state.opaque.key_for(&user, &client_of(req), false).await?),
         Err(DomainError::InvalidCredentials) => Err(ApiError::field("non_field_errors", UNABLE)),
         Err(e) => Err(e.into()),
     }
@@ -139,7 +139,8 @@ impl TokenLoginApi {
     /// Djoser's TokenCreateView: `{username, password}` for `{"auth_token": ...}`. Wrong or
     /// missing credentials are DRF's 400 `non_field_errors` (not a 401); failed logins count
     /// toward the lockout (429). With one key per user (DRF), every login answers the same key
-    /// until logout.
+    /// until logout. For a user with TOTP, a right password answers 401 `mfa_required` with an
+    /// `mfa_token` for `POST /auth/token/login/mfa/`.
     #[oai(
         path = "/auth/token/login/",
         method = "post",
@@ -150,7 +151,7 @@ impl TokenLoginApi {
         state: Data<&AppState>,
         body: Body<LoginRequest>,
         req: &Request,
-    ) -> Answer<LoggedIn, Unavailable> {
+    ) -> Answer<LoggedIn, (MfaRequired, Unavailable)> {
         let (Some(username), Some(password)) = (body.0.username, body.0.password) else {
             return Err(ApiError::field("non_field_errors", UNABLE).into());
         };
@@ -178,7 +179,8 @@ impl TokenLoginApi {
     /// Obtain the opaque key (DRF's obtain_auth_token)
     ///
     /// The same key as `/auth/token/login/`, as `{"token": ...}`; the password is taken as
-    /// sent, spaces included. Wrong credentials are DRF's 400 `non_field_errors`.
+    /// sent, spaces included. Wrong credentials are DRF's 400 `non_field_errors`. For a user with
+    /// TOTP, 401 `mfa_required` as at `/auth/token/login/`.
     #[oai(
         path = "/api/api-token-auth/",
         method = "post",
@@ -189,7 +191,7 @@ impl TokenLoginApi {
         state: Data<&AppState>,
         body: Body<ObtainRequest>,
         req: &Request,
-    ) -> Answer<Obtained, Unavailable> {
+    ) -> Answer<Obtained, (MfaRequired, Unavailable)> {
         let key = login(&state, &body.0.username, &body.0.password, req).await?;
         Ok(Obtained::Ok(Json(TokenBody { token: key })))
     }

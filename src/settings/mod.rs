@@ -8,6 +8,7 @@ use serde::{Deserialize, Deserializer, de::Error as _};
 
 use crate::domain::{
     accounts::AccountRules,
+    mfa::MfaRules,
     opaque::OpaqueRules,
     setting_values::{duration, optional_text},
     throttle::Rate,
@@ -40,6 +41,7 @@ pub struct Settings {
     pub paths: crate::http::aliases::PathSettings,
     pub memory: MemorySettings,
     pub health: HealthSettings,
+    pub mfa: MfaSettings,
     /// `--dev`: allows an ephemeral or short signing key. Not a config key.
     #[serde(skip)]
     pub dev: bool,
@@ -113,6 +115,17 @@ pub struct JwtSettings {
     pub cookie: crate::http::cookie::CookieSettings,
     #[serde(flatten)]
     pub rules: JwtRules,
+}
+
+/// The `[mfa]` section: the domain's [`MfaRules`] and the optional sealing key.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MfaSettings {
+    /// From the environment only; None (the signing key's subkey) when unset or "".
+    #[serde(default, deserialize_with = "optional_secret")]
+    pub encryption_key: Option<SecretString>,
+    #[serde(flatten)]
+    pub rules: MfaRules,
 }
 
 /// `[auth]`: which authentication schemes requests may use besides `Bearer` and `Token`
@@ -288,6 +301,7 @@ impl Settings {
         // makes their errors name the key (e.g. `jwt.access_token_lifetime`).
         check_flattened::<JwtRules>(&config, "jwt").map_err(fail)?;
         check_flattened::<UserRules>(&config, "accounts").map_err(fail)?;
+        check_flattened::<MfaRules>(&config, "mfa").map_err(fail)?;
         let settings: Settings = config.try_deserialize().map_err(fail)?;
         settings.validate()?;
         Ok(settings)
@@ -358,6 +372,19 @@ impl Settings {
         }
         if let Err((key, why)) = j.cookie.check(&self.accounts) {
             return bad(key, &why);
+        }
+        let m = &self.mfa;
+        if m.rules.issuer.is_empty() || m.rules.issuer.contains(':') {
+            return bad("mfa.issuer", "must be a non-empty name without \":\"");
+        }
+        if m.rules.token_lifetime.is_zero() {
+            return bad("mfa.token_lifetime", "must be positive");
+        }
+        if m.encryption_key
+            .as_ref()
+            .is_some_and(|k| k.expose_secret().len() < 32)
+        {
+            return bad("mfa.encryption_key", "must be at least 32 bytes");
         }
         for scope in self.throttle.scopes.keys() {
             if !THROTTLE_SCOPES.contains(&scope.as_str()) {

@@ -218,6 +218,10 @@ fn debug_never_prints_secrets() {
         ),
         ("TESSERA__EMAIL__SMTP_USERNAME", "mailer"),
         ("TESSERA__EMAIL__SMTP_PASSWORD", "smtp-hunter2"),
+        (
+            "TESSERA__MFA__ENCRYPTION_KEY",
+            "mfa-hunter2-0123456789abcdef01234567",
+        ),
     ]))
     .unwrap();
     let printed = format!("{s:?} {s:#?}");
@@ -227,6 +231,7 @@ fn debug_never_prints_secrets() {
         "sk-0f3a9c1e7b2d4a6f8e0c2b4d6f8a0c2e",
         "vk-9b8a7c6d5e4f3a2b1c0d9e8f7a6b5c4d",
         "smtp-hunter2",
+        "mfa-hunter2",
     ] {
         assert!(!printed.contains(secret), "{secret} printed in {printed}");
     }
@@ -253,4 +258,29 @@ fn config_file_is_layered_under_env() {
     .unwrap();
     assert_eq!(s.users.page_size, 5);
     assert_eq!(s.server.body_limit, 4096);
+}
+
+#[test]
+fn second_factors_are_off_by_default_and_their_settings_are_checked() {
+    let s = Settings::load_from(env(&[])).unwrap();
+    assert!(!s.mfa.rules.enabled, "off: Djoser's contract unchanged");
+    assert!(!s.accounts.require_mfa_for_staff);
+    assert_eq!(s.mfa.rules.token_lifetime, Duration::from_secs(300));
+    assert_eq!(s.mfa.rules.issuer, "Tessera");
+    assert!(s.mfa.encryption_key.is_none());
+    for (var, value, key) in [
+        ("TESSERA__MFA__ISSUER", "Acme:Corp", "mfa.issuer"),
+        ("TESSERA__MFA__ISSUER", "", "mfa.issuer"),
+        ("TESSERA__MFA__TOKEN_LIFETIME", "0s", "mfa.token_lifetime"),
+        ("TESSERA__MFA__TOKEN_LIFETIME", "soon", "token_lifetime"),
+        (
+            "TESSERA__MFA__ENCRYPTION_KEY",
+            "short",
+            "mfa.encryption_key",
+        ),
+        ("TESSERA__MFA__ENABLD", "true", "enabld"),
+    ] {
+        let err = Settings::load_from(env(&[(var, value)])).unwrap_err();
+        assert!(err.to_string().contains(key), "{var}={value}: {err}");
+    }
 }

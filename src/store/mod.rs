@@ -5,6 +5,7 @@ pub mod django;
 pub mod entities;
 pub(crate) mod groups;
 pub mod import;
+pub(crate) mod mfa;
 pub(crate) mod opaque;
 pub(crate) mod redis_conn;
 pub mod revocation;

@@ -16,7 +16,10 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::{
-    entities::{auth_token, django_import, user, user_group, user_numbers},
+    entities::{
+        auth_token, django_import, mfa_recovery_code, mfa_token, mfa_totp, user, user_group,
+        user_numbers,
+    },
     store_error,
 };
 use crate::domain::{
@@ -295,6 +298,21 @@ impl UserStore for SqlUserStore {
             .map_err(err)?;
         auth_token::Entity::delete_many()
             .filter(auth_token::Column::UserId.eq(id))
+            .exec(&txn)
+            .await
+            .map_err(err)?;
+        // Its second factor, recovery codes and pending logins.
+        mfa_totp::Entity::delete_by_id(id)
+            .exec(&txn)
+            .await
+            .map_err(err)?;
+        mfa_recovery_code::Entity::delete_many()
+            .filter(mfa_recovery_code::Column::UserId.eq(id))
+            .exec(&txn)
+            .await
+            .map_err(err)?;
+        mfa_token::Entity::delete_many()
+            .filter(mfa_token::Column::UserId.eq(id))
             .exec(&txn)
             .await
             .map_err(err)?;

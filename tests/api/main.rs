@@ -20,6 +20,7 @@ mod jwt;
 mod jwt_keys;
 mod mail_templates;
 mod memory_copies;
+mod mfa;
 mod opaque;
 mod openapi;
 mod operations;

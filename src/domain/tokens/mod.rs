@@ -176,24 +176,9 @@ impl TokenService {
         &self.keys
     }
 
-    /// Username and password for a fresh pair (a new family). Any failure, including an inactive
-    /// user, is `InvalidCredentials`, so nothing is revealed.
-    pub async fn obtain(
-        &self,
-        username: &str,
-        password: &str,
-        client: &Client<'_>,
-    ) -> Result<TokenPair, DomainError> {
-        let user = self
-            .users
-            .authenticate(username, password, client.ip)
-            .await?;
-        self.login(user, client).await
-    }
-
-    /// A fresh pair for a user whose credentials were checked: a new family, which is a new
-    /// session. Every JWT login path ends here.
-    pub async fn login(
+    /// A fresh pair for a user whose login is complete (a password login, or its second-factor
+    /// completion): a new family, which is a new session. Every JWT login path ends here.
+    pub async fn issue_pair(
         &self,
         mut user: User,
         client: &Client<'_>,

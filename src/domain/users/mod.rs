@@ -127,6 +127,21 @@ impl UserService {
         password: &str,
         ip: Option<IpAddr>,
     ) -> Result<User, DomainError> {
+        let user = self.first_factor(username, password, ip).await?;
+        self.finish_login(username).await;
+        Ok(user)
+    }
+
+    /// The password step of a login that may go on with a second factor: like
+    /// [`UserService::authenticate`], but a right password leaves the account's failure count
+    /// as it is (only [`UserService::finish_login`] or a right second factor clears it), so
+    /// knowing the password never buys fresh guesses at the second factor.
+    pub async fn first_factor(
+        &self,
+        username: &str,
+        password: &str,
+        ip: Option<IpAddr>,
+    ) -> Result<User, DomainError> {
         // A password no one can have is no guess: refused before it is counted or hashed.
         if password.len() >= MAX_PASSWORD_BYTES {
             return Err(DomainError::InvalidCredentials);
@@ -149,13 +164,40 @@ impl UserService {
         metrics::counter!("tessera_logins_total", "outcome" => label).increment(1);
         if let Some(guard) = &self.guard {
             match &outcome {
-                Ok(_) => guard.succeeded(username, ip).await,
+                Ok(_) => guard.right_password(ip).await,
                 // Counted before the check.
                 Err(DomainError::InvalidCredentials) => {}
                 Err(_) => guard.not_checked(username, ip).await,
             }
         }
         outcome
+    }
+
+    /// The login of `username` is complete: its account's failure count is cleared.
+    pub async fn finish_login(&self, username: &str) {
+        if let Some(guard) = &self.guard {
+            guard.clear_account(username).await;
+        }
+    }
+
+    /// Counts a second-factor code of `user` toward the account's (and the address's) lockout
+    /// before it is checked, like a password guess; a locked account is refused.
+    pub async fn second_factor_attempt(
+        &self,
+        user: &User,
+        ip: Option<IpAddr>,
+    ) -> Result<(), DomainError> {
+        match &self.guard {
+            Some(guard) => guard.attempt(self.login_of(user), ip).await,
+            None => Ok(()),
+        }
+    }
+
+    /// A right second-factor code: the login is complete, the counts are cleared.
+    pub async fn second_factor_passed(&self, user: &User, ip: Option<IpAddr>) {
+        if let Some(guard) = &self.guard {
+            guard.succeeded(self.login_of(user), ip).await;
+        }
     }
 
     async fn check_credentials(&self, username: &str, password: &str) -> Result<User, DomainError> {
