@@ -328,6 +328,22 @@ fn metrics_text() -> Response {
         .body(handle.render())
 }
 
+/// A request's method as a metrics label: a made-up method is `other`, so clients cannot
+/// grow the series without bound.
+fn method_label(method: &poem::http::Method) -> &'static str {
+    use poem::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
 /// Request id, tracing span, DRF-shaped errors and security headers for every answer.
 async fn observe<E: Endpoint>(ep: &E, req: Request, around: &Around) -> Response {
     let request_id = req
@@ -337,29 +353,26 @@ async fn observe<E: Endpoint>(ep: &E, req: Request, around: &Around) -> Response
         .filter(|v| !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_graphic()))
         .map(str::to_owned)
         .unwrap_or_else(crate::crypto::new_request_id);
-    let method = req.method().to_string();
-    let path = req.uri().path().to_owned();
-    let user_agent = req
-        .headers()
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
-    let peer = req
-        .remote_addr()
-        .as_socket_addr()
-        .map(|a| a.ip().to_string())
-        .unwrap_or_default();
-    // Every event of the request (the audit log included) carries these fields.
-    // `client` (the address behind trusted proxies) is filled in once resolved.
+    let method = req.method().clone();
+    // Every event of the request (the audit log included) carries these fields, read only when
+    // the span is recorded; `client` (the address behind trusted proxies) is filled in once
+    // resolved.
     let span = tracing::info_span!(
         "request",
         id = %request_id,
         method = %method,
-        path = %path,
-        peer = %peer,
+        path = %req.uri().path(),
+        peer = %req
+            .remote_addr()
+            .as_socket_addr()
+            .map(|a| a.ip().to_string())
+            .unwrap_or_default(),
         client = tracing::field::Empty,
-        user_agent = %user_agent
+        user_agent = %req
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
     );
     let started = Instant::now();
     async move {
@@ -370,7 +383,7 @@ async fn observe<E: Endpoint>(ep: &E, req: Request, around: &Around) -> Response
             }
             Err(e) => {
                 let route = around.labels.of(e.data::<PathPattern>());
-                (error::into_drf(e, &method), route)
+                (error::into_drf(e, method.as_str()), route)
             }
         };
         let headers = response.headers_mut();
@@ -390,9 +403,9 @@ async fn observe<E: Endpoint>(ep: &E, req: Request, around: &Around) -> Response
             .entry(header::CACHE_CONTROL)
             .or_insert(HeaderValue::from_static("no-store"));
         let status = response.status().as_u16().to_string();
-        metrics::counter!("tessera_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)
+        metrics::counter!("tessera_http_requests_total", "method" => method_label(&method), "route" => route.clone(), "status" => status)
             .increment(1);
-        metrics::histogram!("tessera_http_request_duration_seconds", "method" => method.clone(), "route" => route)
+        metrics::histogram!("tessera_http_request_duration_seconds", "method" => method_label(&method), "route" => route)
             .record(started.elapsed().as_secs_f64());
         tracing::info!(
             status = response.status().as_u16(),
