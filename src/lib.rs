@@ -131,13 +131,17 @@ impl Application {
         let grace = self.state.settings.server.shutdown_timeout;
         let prune_every = self.state.settings.jwt.prune_interval;
         if !prune_every.is_zero() {
-            let tokens = self.state.tokens.clone();
+            let state = self.state.clone();
             tokio::spawn(async move {
                 let mut ticks = tokio::time::interval(prune_every);
                 ticks.tick().await;
                 loop {
                     ticks.tick().await;
-                    match tokens.prune().await {
+                    let pruned = match state.tokens.prune().await {
+                        Ok(n) => state.mfa.prune().await.map(|m| n + m),
+                        Err(e) => Err(e),
+                    };
+                    match pruned {
                         Ok(n) => tracing::info!(removed = n, "expired token records pruned"),
                         Err(e) => tracing::warn!(error = %e, "pruning expired tokens failed"),
                     }

@@ -256,7 +256,7 @@ async fn run(
         }
         Command::FlushExpiredTokens => {
             let state = AppState::connect(settings).await?;
-            let removed = state.tokens.prune().await?;
+            let removed = state.tokens.prune().await? + state.mfa.prune().await?;
             println!("{removed} expired token records deleted");
             Ok(())
         }

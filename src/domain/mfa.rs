@@ -95,6 +95,8 @@ pub trait MfaStore: Send + Sync {
     async fn token(&self, token_sha256: &str) -> Result<Option<MfaToken>, StoreError>;
     /// Deletes the token; false when another request did first (single use).
     async fn consume_token(&self, token_sha256: &str) -> Result<bool, StoreError>;
+    /// Deletes the pending logins expired at `now`; returns how many.
+    async fn prune_tokens(&self, now: DateTime<Utc>) -> Result<u64, StoreError>;
 }
 
 /// Why a second-factor request is refused beyond field errors.
@@ -342,6 +344,12 @@ impl MfaService {
         self.store.remove(user.id).await?;
         tracing::info!(target: "tessera::audit", user_id = %user.id, "TOTP removed by its user");
         Ok(())
+    }
+
+    /// Deletes the pending logins (mfa_tokens) that expired, whether or not `[mfa]` is on now;
+    /// returns how many (`tessera flush-expired-tokens` and the periodic prune).
+    pub async fn prune(&self) -> Result<u64, DomainError> {
+        Ok(self.store.prune_tokens(Utc::now()).await?)
     }
 
     /// An operator's reset (`tessera mfa reset`): the factor, recovery codes and pending logins

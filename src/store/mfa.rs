@@ -1,6 +1,6 @@
 //! The SQL `MfaStore`. Every one-time rule (a time-step, a recovery code, an mfa_token) is a
 //! single conditional statement, so parallel requests cannot both pass it.
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use sea_orm::{
     ColumnTrait, DatabaseConnection, EntityTrait, IntoActiveModel, QueryFilter, TransactionTrait,
     sea_query::Expr,
@@ -164,6 +164,15 @@ impl MfaStore for SqlMfaStore {
             .map_err(err)?;
         txn.commit().await.map_err(err)?;
         Ok(done.rows_affected > 0)
+    }
+
+    async fn prune_tokens(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        let done = token::Entity::delete_many()
+            .filter(token::Column::ExpiresAt.lt(now))
+            .exec(&self.db)
+            .await
+            .map_err(err)?;
+        Ok(done.rows_affected)
     }
 
     async fn insert_token(&self, t: &MfaToken) -> Result<(), StoreError> {

@@ -24,6 +24,7 @@ on_every_backend!(
     wrong_codes_lock_the_account_and_then_the_password_login_too,
     http_basic_cannot_stand_in_for_the_second_factor,
     staff_must_enrol_before_using_staff_endpoints,
+    expired_pending_logins_are_flushed,
     removal_needs_the_password_and_a_code,
     an_operator_reset_removes_totp,
     with_the_feature_off_nothing_changes,
@@ -652,6 +653,56 @@ async fn an_operator_reset_removes_totp(backend: Backend) {
     assert!(String::from_utf8_lossy(&again.stdout).contains("had no TOTP"));
     let unknown = run("nobody-at-all");
     assert!(!unknown.status.success());
+}
+
+/// Pending logins nobody completed are deleted once expired by `tessera flush-expired-tokens`,
+/// not only at their user's next login; live ones stay.
+async fn expired_pending_logins_are_flushed(backend: Backend) {
+    let app = TestApp::spawn_with(backend, &[MFA_ON, ("TESSERA__MFA__TOKEN_LIFETIME", "2s")]).await;
+    let (gone, _, _) = enrolled(&app, "abandoned").await;
+    let (kept, totp, _) = enrolled(&app, "pending").await;
+    mfa_token(&app, &gone, "/api/token/").await;
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let live = mfa_token(&app, &kept, "/api/token/").await;
+    let url = secrecy::ExposeSecret::expose_secret(&app.app_state.settings.database.url).to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .current_dir(dir.path())
+        .env_clear()
+        .env("DATABASE_URL", &url)
+        .env("TESSERA__JWT__SIGNING_KEY", crate::helpers::SIGNING_KEY)
+        .args(["flush-expired-tokens"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    use sea_orm::ConnectionTrait;
+    let db = &app.app_state.database;
+    let pending = |user: &TestUser| {
+        let sql = format!(
+            "SELECT COUNT(*) AS n FROM mfa_tokens t JOIN users u ON u.id = t.user_id \
+             WHERE u.username = '{}'",
+            user.username
+        );
+        async move {
+            let row = db
+                .query_one_raw(sea_orm::Statement::from_string(
+                    db.get_database_backend(),
+                    sql,
+                ))
+                .await
+                .unwrap()
+                .unwrap();
+            row.try_get::<i64>("", "n").unwrap()
+        }
+    };
+    assert_eq!(pending(&gone).await, 0, "the expired one is flushed");
+    assert_eq!(pending(&kept).await, 1, "the live one stays");
+    let (status, _) = complete(&app, &live, &code(&totp, 0).await).await;
+    assert_eq!(status, StatusCode::OK);
 }
 
 async fn with_the_feature_off_nothing_changes(backend: Backend) {
