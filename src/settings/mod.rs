@@ -254,6 +254,21 @@ impl std::fmt::Debug for RedisSettings {
 #[error("invalid settings: {0}")]
 pub struct SettingsError(String);
 
+/// The settings that are lists, read from variables as comma-separated values. Not the CORS
+/// regexes: a comma is part of many (`{2,63}`); a file sets those.
+const LIST_KEYS: [&str; 10] = [
+    "jwt.verifying_keys",
+    "jwt.verifying_key_files",
+    "jwt.auth_header_types",
+    "throttle.trusted_proxies",
+    "redis.cluster_nodes",
+    "cors.allowed_origins",
+    "cors.allowed_headers",
+    "cors.expose_headers",
+    "paths.aliases",
+    "paths.prefixes",
+];
+
 impl Settings {
     /// Loads from the process environment.
     pub fn load() -> Result<Self, SettingsError> {
@@ -266,31 +281,35 @@ impl Settings {
         if let Some(path) = env.get("TESSERA_CONFIG") {
             builder = builder.add_source(File::with_name(path).format(FileFormat::Toml));
         }
-        let tessera_vars: HashMap<String, String> = env
-            .iter()
-            .filter(|(k, _)| k.starts_with("TESSERA__"))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        builder = builder.add_source(
-            Environment::with_prefix("TESSERA")
-                .prefix_separator("__")
-                .separator("__")
-                .try_parsing(true)
-                .list_separator(",")
-                .with_list_parse_key("jwt.verifying_keys")
-                .with_list_parse_key("jwt.verifying_key_files")
-                .with_list_parse_key("jwt.auth_header_types")
-                .with_list_parse_key("throttle.trusted_proxies")
-                .with_list_parse_key("redis.cluster_nodes")
-                // Not the regexes: a comma is part of many (`{2,63}`); a file sets those.
-                .with_list_parse_key("cors.allowed_origins")
-                .with_list_parse_key("cors.allowed_headers")
-                .with_list_parse_key("cors.expose_headers")
-                .with_list_parse_key("paths.aliases")
-                .with_list_parse_key("paths.prefixes")
-                .source(Some(tessera_vars)),
-        );
+        // A list variable set to nothing is an empty list (the config crate would read one
+        // empty entry, which no list accepts): set as such below, not passed on.
+        let mut empty_lists = Vec::new();
+        let mut tessera_vars = HashMap::new();
+        for (name, value) in env.iter().filter(|(k, _)| k.starts_with("TESSERA__")) {
+            let key = name["TESSERA__".len()..]
+                .to_ascii_lowercase()
+                .replace("__", ".");
+            if value.trim().is_empty() && LIST_KEYS.contains(&key.as_str()) {
+                empty_lists.push(key);
+            } else {
+                tessera_vars.insert(name.clone(), value.clone());
+            }
+        }
+        let mut variables = Environment::with_prefix("TESSERA")
+            .prefix_separator("__")
+            .separator("__")
+            .try_parsing(true)
+            .list_separator(",");
+        for key in LIST_KEYS {
+            variables = variables.with_list_parse_key(key);
+        }
+        builder = builder.add_source(variables.source(Some(tessera_vars)));
         let fail = |e: config::ConfigError| SettingsError(e.to_string());
+        for key in empty_lists {
+            builder = builder
+                .set_override(key, Vec::<String>::new())
+                .map_err(fail)?;
+        }
         builder = builder
             .set_override_option("database.url", env.get("DATABASE_URL").cloned())
             .map_err(fail)?

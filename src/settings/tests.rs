@@ -284,3 +284,28 @@ fn second_factors_are_off_by_default_and_their_settings_are_checked() {
         assert!(err.to_string().contains(key), "{var}={value}: {err}");
     }
 }
+
+/// Compose files and shells set unused list variables to nothing (`VAR=`): an empty list, as
+/// unset would be, not one empty entry that stops the start.
+#[test]
+fn a_list_variable_set_to_nothing_is_an_empty_list() {
+    let s = Settings::load_from(env(&[
+        ("TESSERA__JWT__VERIFYING_KEYS", ""),
+        ("TESSERA__JWT__VERIFYING_KEY_FILES", " "),
+        ("TESSERA__CORS__ALLOWED_ORIGINS", ""),
+        ("TESSERA__THROTTLE__TRUSTED_PROXIES", ""),
+        ("TESSERA__PATHS__ALIASES", ""),
+    ]))
+    .unwrap();
+    assert!(s.jwt.verifying_key_files.is_empty());
+    assert!(s.cors.allowed_origins.is_empty());
+    assert!(s.throttle.trusted_proxies.is_empty());
+    // A value that is not empty is still read, and still checked.
+    let s = Settings::load_from(env(&[(
+        "TESSERA__CORS__ALLOWED_ORIGINS",
+        "https://a.example",
+    )]))
+    .unwrap();
+    assert_eq!(s.cors.allowed_origins, vec!["https://a.example".to_owned()]);
+    assert!(Settings::load_from(env(&[("TESSERA__CORS__ALLOWED_ORIGINS", "*")])).is_err());
+}
