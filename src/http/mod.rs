@@ -378,7 +378,10 @@ async fn observe<E: Endpoint>(ep: &E, req: Request, around: &Around) -> Response
     async move {
         let (mut response, route) = match around.route(ep, req).await {
             Ok(r) => {
-                let route = around.labels.of(r.data::<PathPattern>());
+                let route = match r.data::<routes::DocumentedPath>() {
+                    Some(documented) => documented.0.clone(),
+                    None => around.labels.of(r.data::<PathPattern>()),
+                };
                 (r, route)
             }
             Err(e) => {

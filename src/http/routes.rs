@@ -137,5 +137,13 @@ pub fn options(req: &Request, table: &RouteTable) -> Option<Response> {
     if req.method() != Method::OPTIONS {
         return None;
     }
-    table.find(req.uri().path()).map(|path| path.metadata())
+    let path = table.find(req.uri().path())?;
+    let mut response = path.metadata();
+    // No route answered it, so the metrics label (the documented path) is said here.
+    response.set_data(DocumentedPath(path.path.clone()));
+    Some(response)
 }
+
+/// The documented path of an answer given before routing (`OPTIONS`), for its metrics label.
+#[derive(Clone)]
+pub struct DocumentedPath(pub String);

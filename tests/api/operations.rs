@@ -77,6 +77,9 @@ async fn metrics_count_requests_by_route_logins_and_tokens() {
             .basic_auth("metered", Some(PASSWORD));
         assert_eq!(by_id.send().await.unwrap().status(), StatusCode::OK);
     }
+    // Answered before routing, yet labelled with its route.
+    let options = client.request(reqwest::Method::OPTIONS, format!("{base}/auth/users/{id}/"));
+    assert_eq!(options.send().await.unwrap().status(), StatusCode::OK);
     let after = metrics(&client, base).await;
     let delta = |name: &str, labels: &[(&str, &str)]| {
         value(&after, name, labels) - value(&before, name, labels)
@@ -118,6 +121,15 @@ async fn metrics_count_requests_by_route_logins_and_tokens() {
             "tessera_http_request_duration_seconds_count",
             &[("method", "GET"), ("route", "/auth/users/{id}/")],
             2.0,
+        ),
+        (
+            "tessera_http_requests_total",
+            &[
+                ("method", "OPTIONS"),
+                ("route", "/auth/users/{id}/"),
+                ("status", "200"),
+            ],
+            1.0,
         ),
     ] {
         assert_eq!(delta(name, labels), expected, "{name} {labels:?}\n{after}");
