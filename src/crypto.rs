@@ -1,5 +1,6 @@
 //! Randomness, digests, keyed MACs, subkeys and secret comparisons: the one module that owns
 //! them, so each value's entropy and each key's derivation is stated in one place.
+use base64::{Engine, engine::general_purpose::STANDARD_NO_PAD};
 use hmac::{KeyInit, Mac};
 use rand::RngExt;
 use sha2::{Digest, Sha256};
@@ -156,14 +157,14 @@ impl SealKey {
                 },
             )
             .map_err(|e| CryptoError(e.to_string()))?;
-        Ok(hex(&[&nonce[..], &sealed].concat()))
+        Ok(STANDARD_NO_PAD.encode([&nonce[..], &sealed].concat()))
     }
 
     /// What [`SealKey::seal`] sealed with the same `context`; None when the value was altered,
     /// sealed for another context or with another key.
     pub fn open(&self, sealed: &str, context: &[u8]) -> Option<Vec<u8>> {
         use chacha20poly1305::aead::{Aead, Payload};
-        let bytes = unhex(sealed)?;
+        let bytes = STANDARD_NO_PAD.decode(sealed).ok()?;
         if bytes.len() <= NONCE_LEN {
             return None;
         }
@@ -179,16 +180,6 @@ impl SealKey {
             )
             .ok()
     }
-}
-
-fn unhex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) || !text.is_ascii() {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok())
-        .collect()
 }
 
 /// A key for one purpose, derived from the signing key with HKDF-SHA256: one secret to manage,
