@@ -129,6 +129,7 @@ impl TokenLedger for SqlTokenLedger {
         // So passes repeat until one closes nothing; a rotation that comes after a pass finds
         // its parent closed (locked until the commit, then rotated) and inserts nothing.
         // SQLite runs one writer at a time, so there one pass does it and the second is a check.
+        let mut settled = false;
         for _ in 0..CLOSE_PASSES {
             let closed = row::Entity::update_many()
                 .col_expr(row::Column::GraceUsed, Expr::value(true))
@@ -146,8 +147,16 @@ impl TokenLedger for SqlTokenLedger {
                 .await
                 .map_err(err)?;
             if closed.rows_affected == 0 {
+                settled = true;
                 break;
             }
+        }
+        if !settled {
+            // Rotations kept landing: closing now could leave one open. Nothing is committed;
+            // the caller answers 503 and the client tries again.
+            return Err(StoreError::Unavailable(format!(
+                "family {family} kept rotating while it was closed"
+            )));
         }
         let rows = row::Entity::find()
             .filter(row::Column::Family.eq(family))
