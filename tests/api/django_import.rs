@@ -1,6 +1,5 @@
 //! `tessera import-django`: a Django project's users keep their ids, passwords, groups, DRF keys
 //! and SimpleJWT sessions; a second run changes nothing; collisions and odd rows are reported.
-use std::process::Command;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -72,24 +71,8 @@ fn import(app: &TestApp, dump: &Value, args: &[&str]) -> String {
 
 /// Runs `tessera import-django ARGS` against `app`'s database and Redis; its report.
 pub fn import_django(app: &TestApp, args: &[&str]) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tessera"));
-    cmd.current_dir(dir.path())
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env(
-            "DATABASE_URL",
-            secrecy::ExposeSecret::expose_secret(&app.app_state.settings.database.url),
-        )
-        .env("TESSERA__JWT__SIGNING_KEY", SIGNING_KEY)
-        .env("TESSERA__LOG__LEVEL", "warn")
-        .arg("import-django")
-        .args(args);
-    if let Some(prefix) = &app.redis_prefix {
-        cmd.env("REDIS_URL", redis_url())
-            .env("TESSERA__REDIS__KEY_PREFIX", prefix);
-    }
-    let out = cmd.output().unwrap();
+    let args = [&["import-django"][..], args].concat();
+    let out = app.cli(&args, &[]);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),

@@ -331,6 +331,29 @@ impl TestApp {
 }
 
 impl TestApp {
+    /// Runs the `tessera` binary with `args` and `env` against this app's database (and its
+    /// Redis, under its prefix), as an operator would on the same deployment.
+    pub fn cli(&self, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_tessera"));
+        cmd.current_dir(dir.path())
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env(
+                "DATABASE_URL",
+                secrecy::ExposeSecret::expose_secret(&self.app_state.settings.database.url),
+            )
+            .env("TESSERA__JWT__SIGNING_KEY", SIGNING_KEY)
+            .env("TESSERA__LOG__LEVEL", "warn")
+            .envs(env.iter().copied())
+            .args(args);
+        if let Some(prefix) = &self.redis_prefix {
+            cmd.env("REDIS_URL", redis_url())
+                .env("TESSERA__REDIS__KEY_PREFIX", prefix);
+        }
+        cmd.output().unwrap()
+    }
+
     /// A user written straight into the store with `password_hash` as it is, as an import of a
     /// Django project's users table would (no validation, no hashing). The password is
     /// [`PASSWORD`], which is what the Django vectors the tests use were made from.

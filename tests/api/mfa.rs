@@ -627,19 +627,7 @@ async fn removal_needs_the_password_and_a_code(backend: Backend) {
 async fn an_operator_reset_removes_totp(backend: Backend) {
     let app = mfa_app(backend).await;
     let (user, _, _) = enrolled(&app, "reset").await;
-    let url = secrecy::ExposeSecret::expose_secret(&app.app_state.settings.database.url).to_owned();
-    let dir = tempfile::tempdir().unwrap();
-    let run = |username: &str| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_tessera"))
-            .current_dir(dir.path())
-            .env_clear()
-            .env("DATABASE_URL", &url)
-            .env("TESSERA__JWT__SIGNING_KEY", crate::helpers::SIGNING_KEY)
-            .env("TESSERA__MFA__ENABLED", "true")
-            .args(["mfa", "reset", username])
-            .output()
-            .unwrap()
-    };
+    let run = |username: &str| app.cli(&["mfa", "reset", username], &[MFA_ON]);
     let out = run(&user.username);
     assert!(
         out.status.success(),
@@ -664,16 +652,7 @@ async fn expired_pending_logins_are_flushed(backend: Backend) {
     mfa_token(&app, &gone, "/api/token/").await;
     tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
     let live = mfa_token(&app, &kept, "/api/token/").await;
-    let url = secrecy::ExposeSecret::expose_secret(&app.app_state.settings.database.url).to_owned();
-    let dir = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tessera"))
-        .current_dir(dir.path())
-        .env_clear()
-        .env("DATABASE_URL", &url)
-        .env("TESSERA__JWT__SIGNING_KEY", crate::helpers::SIGNING_KEY)
-        .args(["flush-expired-tokens"])
-        .output()
-        .unwrap();
+    let out = app.cli(&["flush-expired-tokens"], &[]);
     assert!(
         out.status.success(),
         "{}",
