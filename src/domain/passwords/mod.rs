@@ -133,7 +133,7 @@ impl PasswordHasher {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
         };
-        let pool = BlockingPool::new(workers, settings.queue, settings.nice);
+        let pool = BlockingPool::new(workers, settings.queue, settings.nice)?;
         let p = settings;
         let params = Params::new(p.memory_kib, p.iterations, p.parallelism, None)
             .map_err(|e| DomainError::Internal(format!("argon2 parameters: {e}")))?;
@@ -447,7 +447,7 @@ mod tests {
 
     #[tokio::test]
     async fn pool_refuses_work_beyond_its_queue() {
-        let pool = BlockingPool::new(1, 1, 0);
+        let pool = BlockingPool::new(1, 1, 0).expect("pool");
         let (release, wait) = std::sync::mpsc::channel::<()>();
         let wait = Arc::new(std::sync::Mutex::new(wait));
         let spawn_blocked = |pool: BlockingPool| {

@@ -21,7 +21,9 @@ pub struct BlockingPool {
 }
 
 impl BlockingPool {
-    pub fn new(workers: usize, queue: usize, nice: i32) -> Self {
+    /// The pool and its threads; a thread that cannot be started stops the start (jobs would
+    /// wait for it forever).
+    pub fn new(workers: usize, queue: usize, nice: i32) -> Result<Self, DomainError> {
         let workers = workers.max(1);
         let (jobs, waiting) = mpsc::channel::<Job>();
         let waiting = Arc::new(Mutex::new(waiting));
@@ -33,26 +35,25 @@ impl BlockingPool {
                     lower_priority(nice);
                     // Ends when the pool (every sender) is dropped.
                     loop {
-                        let job = match waiting.lock() {
-                            Ok(receiver) => receiver.recv(),
-                            Err(_) => return,
-                        };
+                        // A poisoned lock guards a receiver all the same.
+                        let job = waiting
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .recv();
                         let Ok(job) = job else { return };
                         // A job that panics drops its answer (an error for its request), not
                         // the thread: a pool that lost its threads would hang every login.
                         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
                     }
                 });
-            if let Err(e) = spawned {
-                tracing::error!(error = %e, "could not start a hashing thread");
-            }
+            spawned.map_err(|e| DomainError::Internal(format!("hashing thread: {e}")))?;
         }
-        Self {
+        Ok(Self {
             // The jobs a thread runs count too: `workers + queue` in all.
             admitted: Arc::new(Semaphore::new(workers + queue)),
             jobs,
             capacity: workers + queue,
-        }
+        })
     }
 
     /// Jobs running or waiting now.
@@ -114,7 +115,7 @@ mod tests {
 
     #[tokio::test]
     async fn jobs_run_on_threads_of_the_configured_nice_value() {
-        let pool = BlockingPool::new(2, 4, 7);
+        let pool = BlockingPool::new(2, 4, 7).expect("pool");
         for _ in 0..4 {
             let nice = pool
                 .run(|| rustix::process::getpriority_process(None))
@@ -127,7 +128,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_job_that_panics_fails_alone_and_the_pool_keeps_its_threads() {
-        let pool = BlockingPool::new(1, 1, 0);
+        let pool = BlockingPool::new(1, 1, 0).expect("pool");
         for _ in 0..3 {
             let failed = pool.run(|| -> u8 { panic!("a job that panics") }).await;
             assert!(matches!(failed, Err(DomainError::Internal(_))));
