@@ -20,10 +20,8 @@ mod users;
 use std::time::Instant;
 
 use poem::{
-    Endpoint, EndpointExt, IntoResponse, PathPattern, Request, Response, Route,
+    Endpoint, EndpointExt, IntoEndpoint, IntoResponse, PathPattern, Request, Response, Route,
     http::{HeaderValue, header},
-    middleware::{NormalizePath, TrailingSlash},
-    web::Html,
 };
 use poem_openapi::OpenApiService;
 use tracing::Instrument;
@@ -49,18 +47,23 @@ type Operations = answer::Documented<(
     health::HealthApi,
 )>;
 
-fn api() -> OpenApiService<Operations, ()> {
+/// The operations, wrapped in the rate limits when `limited` (throttling on); without them no
+/// request pays for a layer that would only pass it on.
+fn api(limited: bool) -> OpenApiService<Operations, ()> {
     OpenApiService::new(
         answer::Documented((
-            throttle::Limited(answer::Extracted((
-                users::UsersApi,
-                users::AccountsApi,
-                jwt::JwtApi,
-                token_login::TokenLoginApi,
-                mfa::MfaApi,
-                groups::GroupsApi,
-                sessions::SessionsApi,
-            ))),
+            throttle::Limited {
+                enabled: limited,
+                api: answer::Extracted((
+                    users::UsersApi,
+                    users::AccountsApi,
+                    jwt::JwtApi,
+                    token_login::TokenLoginApi,
+                    mfa::MfaApi,
+                    groups::GroupsApi,
+                    sessions::SessionsApi,
+                )),
+            },
             health::HealthApi,
         )),
         "Tessera",
@@ -83,7 +86,7 @@ pub fn openapi_json() -> String {
 /// is on, and the `[paths]` aliases beside their endpoints. poem-openapi drops trailing slashes
 /// from paths; Djoser's paths have them, so they are put back.
 pub fn openapi_json_for(basic_auth: bool, aliases: &aliases::PathAliases) -> String {
-    let spec = api().spec();
+    let spec = api(false).spec();
     let Ok(mut doc) = serde_json::from_str::<serde_json::Value>(&spec) else {
         return spec;
     };
@@ -172,37 +175,100 @@ pub fn path_aliases(
 /// The whole application: routes, docs and middleware around them.
 pub fn app(state: AppState, aliases: aliases::PathAliases) -> impl Endpoint + use<> {
     prometheus();
-    let metrics_beside_api = state.settings.server.metrics_bind.is_none();
-    let api = api();
+    let api = api(state.throttle.is_some());
     let spec = openapi_json_for(state.settings.auth.basic, &aliases);
     let docs = api.swagger_ui_html().replacen(&api.spec(), &spec, 1);
     let around = std::sync::Arc::new(Around {
         cors: cors::Cors::new(state.settings.cors.clone()),
-        labels: RouteLabels::new(),
         aliases,
         table: routes::RouteTable::new(),
+        pages: Pages {
+            docs: docs.into(),
+            spec: spec.into(),
+            metrics: state.settings.server.metrics_bind.is_none(),
+        },
         state,
     });
-    let mut routes = Route::new()
-        .at(
-            "/docs",
-            poem::endpoint::make_sync(move |_| Html(docs.clone())),
-        )
-        .at(
-            "/openapi.json",
-            poem::endpoint::make_sync(move |_| spec.clone().with_content_type("application/json")),
-        );
-    if metrics_beside_api {
-        routes = routes.at("/metrics", poem::get(metrics_text));
+    api.into_endpoint().around(move |ep, req| {
+        let around = around.clone();
+        async move { Ok(around.call(ep.as_ref(), req).await) }
+    })
+}
+
+/// The pages served beside the API: Swagger UI, the OpenAPI document and (without
+/// `server.metrics_bind`) the metrics. Answered before the router, so API requests do not go
+/// through a router of their own to reach it.
+struct Pages {
+    docs: bytes::Bytes,
+    spec: bytes::Bytes,
+    metrics: bool,
+}
+
+impl Pages {
+    fn answer(&self, req: &Request) -> Option<Response> {
+        let (path, mut response) = match req.uri().path() {
+            "/docs" => (
+                "/docs",
+                self.docs
+                    .clone()
+                    .with_content_type("text/html; charset=utf-8")
+                    .into_response(),
+            ),
+            "/openapi.json" => (
+                "/openapi.json",
+                self.spec
+                    .clone()
+                    .with_content_type("application/json")
+                    .into_response(),
+            ),
+            "/metrics" if self.metrics => (
+                "/metrics",
+                if req.method() == poem::http::Method::GET {
+                    metrics_text()
+                } else {
+                    error::into_drf(
+                        poem::error::MethodNotAllowedError.into(),
+                        req.method().as_str(),
+                    )
+                },
+            ),
+            _ => return None,
+        };
+        response.set_data(routes::DocumentedPath(path.to_owned()));
+        Some(response)
     }
-    routes
-        .nest("/", api)
-        // Paths are served with and without the trailing slash (Djoser's clients use both).
-        .with(NormalizePath::new(TrailingSlash::Trim))
-        .around(move |ep, req| {
-            let around = around.clone();
-            async move { Ok(around.call(ep.as_ref(), req).await) }
-        })
+}
+
+/// The path as the router matches it: trailing slashes trimmed (Djoser's clients send paths
+/// with and without them) and repeated slashes merged, the rule of poem's `NormalizePath`
+/// applied here so that a request already in that form is left as it is.
+fn normalize_path(req: &mut Request) {
+    let path = req.uri().path();
+    let trimmed = path.trim_end_matches('/');
+    if path == "/" || (trimmed.len() == path.len() && !path.contains("//")) {
+        return;
+    }
+    let mut normal = String::with_capacity(path.len());
+    for segment in trimmed.split('/').filter(|s| !s.is_empty()) {
+        normal.push('/');
+        normal.push_str(segment);
+    }
+    if normal.is_empty() {
+        normal.push('/');
+    }
+    if let Some(query) = req.uri().query() {
+        normal.push('?');
+        normal.push_str(query);
+    }
+    let mut parts = req.uri().clone().into_parts();
+    if let Ok(pq) = poem::http::uri::PathAndQuery::try_from(normal)
+        && let Ok(uri) = {
+            parts.path_and_query = Some(pq);
+            poem::http::Uri::from_parts(parts)
+        }
+    {
+        *req.uri_mut() = uri;
+    }
 }
 
 /// What every request goes through around the routes, as steps of one layer rather than a
@@ -210,9 +276,9 @@ pub fn app(state: AppState, aliases: aliases::PathAliases) -> impl Endpoint + us
 /// built and moved on every request.
 struct Around {
     cors: cors::Cors,
-    labels: RouteLabels,
     aliases: aliases::PathAliases,
     table: routes::RouteTable,
+    pages: Pages,
     state: AppState,
 }
 
@@ -238,19 +304,31 @@ impl Around {
         if let Some(metadata) = routes::options(&req, &self.table) {
             return Ok(metadata);
         }
+        normalize_path(&mut req);
+        if let Some(page) = self.pages.answer(&req) {
+            return Ok(page);
+        }
         ep.call(req).await.map(IntoResponse::into_response)
     }
 }
 
 /// Metrics labels by route: poem's pattern of each operation (`/auth/users/:param0`) to its
 /// path as the OpenAPI document writes it (`/auth/users/{id}/`). Series are bounded by the
-/// routes whatever paths clients send; a request that matched no route is `other`.
-#[derive(Clone)]
-struct RouteLabels(std::sync::Arc<std::collections::HashMap<String, String>>);
+/// routes whatever paths clients send; a request that matched no route is `other`. The routes
+/// are the program's, so the labels are made once per process and live as long.
+struct RouteLabels {
+    by_pattern: std::collections::HashMap<String, String>,
+    documented: std::collections::HashSet<String>,
+}
 
 impl RouteLabels {
+    fn get() -> &'static Self {
+        static LABELS: std::sync::OnceLock<RouteLabels> = std::sync::OnceLock::new();
+        LABELS.get_or_init(Self::new)
+    }
+
     fn new() -> Self {
-        let mut labels = std::collections::HashMap::new();
+        let mut by_pattern = std::collections::HashMap::new();
         for path in <Operations as poem_openapi::OpenApi>::meta()
             .into_iter()
             .flat_map(|api| api.paths)
@@ -273,19 +351,51 @@ impl RouteLabels {
             } else {
                 path.path.to_owned()
             };
-            labels.insert(pattern.join("/"), documented);
+            by_pattern.insert(pattern.join("/"), documented);
         }
-        for fixed in ["/docs", "/openapi.json", "/metrics"] {
-            labels.insert(fixed.to_owned(), fixed.to_owned());
+        let mut documented: std::collections::HashSet<String> =
+            by_pattern.values().cloned().collect();
+        documented.extend(["/docs", "/openapi.json", "/metrics"].map(str::to_owned));
+        Self {
+            by_pattern,
+            documented,
         }
-        Self(std::sync::Arc::new(labels))
     }
 
-    fn of(&self, pattern: Option<&PathPattern>) -> String {
+    /// The label of the route that answered.
+    fn of(&'static self, pattern: Option<&PathPattern>) -> &'static str {
         pattern
-            .and_then(|p| self.0.get(p.0.as_ref()))
-            .map_or_else(|| "other".to_owned(), Clone::clone)
+            .and_then(|p| self.by_pattern.get(p.0.as_ref()))
+            .map_or("other", String::as_str)
     }
+
+    /// The label of an answer given before routing, by the documented path it names.
+    fn documented(&'static self, path: &str) -> &'static str {
+        self.documented.get(path).map_or("other", String::as_str)
+    }
+}
+
+/// Counts a request and records its duration. The handles are kept per worker thread by
+/// method, route and status: the `metrics` macros build, hash and look up a labelled key on
+/// every call, a cost every request paid. Bounded by the routes, eight method labels and the
+/// statuses the service answers.
+fn record_request(method: &'static str, route: &'static str, status: u16, seconds: f64) {
+    type Handles = (metrics::Counter, metrics::Histogram);
+    thread_local! {
+        static HANDLES: std::cell::RefCell<
+            std::collections::HashMap<(&'static str, &'static str, u16), Handles>,
+        > = std::cell::RefCell::default();
+    }
+    HANDLES.with_borrow_mut(|handles| {
+        let (counter, histogram) = handles.entry((method, route, status)).or_insert_with(|| {
+            (
+                metrics::counter!("tessera_http_requests_total", "method" => method, "route" => route, "status" => status.to_string()),
+                metrics::histogram!("tessera_http_request_duration_seconds", "method" => method, "route" => route),
+            )
+        });
+        counter.increment(1);
+        histogram.record(seconds);
+    });
 }
 
 /// The Prometheus registry of this process: the `metrics` facade has one global recorder, so it
@@ -311,11 +421,13 @@ fn prometheus() -> Option<&'static metrics_exporter_prometheus::PrometheusHandle
 /// `/metrics` alone, for `server.metrics_bind`.
 pub fn metrics_app() -> impl Endpoint {
     prometheus();
-    Route::new().at("/metrics", poem::get(metrics_text))
+    Route::new().at(
+        "/metrics",
+        poem::get(poem::endpoint::make_sync(|_| metrics_text())),
+    )
 }
 
 /// `GET /metrics` in Prometheus text format.
-#[poem::handler]
 fn metrics_text() -> Response {
     let Some(handle) = prometheus() else {
         return Response::builder()
@@ -376,16 +488,17 @@ async fn observe<E: Endpoint>(ep: &E, req: Request, around: &Around) -> Response
     );
     let started = Instant::now();
     async move {
+        let labels = RouteLabels::get();
         let (mut response, route) = match around.route(ep, req).await {
             Ok(r) => {
                 let route = match r.data::<routes::DocumentedPath>() {
-                    Some(documented) => documented.0.clone(),
-                    None => around.labels.of(r.data::<PathPattern>()),
+                    Some(documented) => labels.documented(&documented.0),
+                    None => labels.of(r.data::<PathPattern>()),
                 };
                 (r, route)
             }
             Err(e) => {
-                let route = around.labels.of(e.data::<PathPattern>());
+                let route = labels.of(e.data::<PathPattern>());
                 (error::into_drf(e, method.as_str()), route)
             }
         };
@@ -405,11 +518,12 @@ async fn observe<E: Endpoint>(ep: &E, req: Request, around: &Around) -> Response
         headers
             .entry(header::CACHE_CONTROL)
             .or_insert(HeaderValue::from_static("no-store"));
-        let status = response.status().as_u16().to_string();
-        metrics::counter!("tessera_http_requests_total", "method" => method_label(&method), "route" => route.clone(), "status" => status)
-            .increment(1);
-        metrics::histogram!("tessera_http_request_duration_seconds", "method" => method_label(&method), "route" => route)
-            .record(started.elapsed().as_secs_f64());
+        record_request(
+            method_label(&method),
+            route,
+            response.status().as_u16(),
+            started.elapsed().as_secs_f64(),
+        );
         tracing::info!(
             status = response.status().as_u16(),
             elapsed_ms = started.elapsed().as_secs_f64() * 1e3,

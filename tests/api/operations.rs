@@ -80,6 +80,15 @@ async fn metrics_count_requests_by_route_logins_and_tokens() {
     // Answered before routing, yet labelled with its route.
     let options = client.request(reqwest::Method::OPTIONS, format!("{base}/auth/users/{id}/"));
     assert_eq!(options.send().await.unwrap().status(), StatusCode::OK);
+    // The pages beside the API, in either spelling, are answered and labelled as themselves.
+    for page in ["/docs", "/docs/", "/openapi.json"] {
+        let answer = client.get(format!("{base}{page}")).send().await.unwrap();
+        assert_eq!(answer.status(), StatusCode::OK, "{page}");
+    }
+    let posted = client.post(format!("{base}/metrics")).send().await.unwrap();
+    assert_eq!(posted.status(), StatusCode::METHOD_NOT_ALLOWED);
+    let body: serde_json::Value = posted.json().await.unwrap();
+    assert_eq!(body["code"], "method_not_allowed");
     let after = metrics(&client, base).await;
     let delta = |name: &str, labels: &[(&str, &str)]| {
         value(&after, name, labels) - value(&before, name, labels)
@@ -129,6 +138,25 @@ async fn metrics_count_requests_by_route_logins_and_tokens() {
                 ("route", "/auth/users/{id}/"),
                 ("status", "200"),
             ],
+            1.0,
+        ),
+        (
+            "tessera_http_requests_total",
+            &[("method", "GET"), ("route", "/docs"), ("status", "200")],
+            2.0,
+        ),
+        (
+            "tessera_http_requests_total",
+            &[
+                ("method", "GET"),
+                ("route", "/openapi.json"),
+                ("status", "200"),
+            ],
+            1.0,
+        ),
+        (
+            "tessera_http_requests_total",
+            &[("method", "POST"), ("route", "/metrics"), ("status", "405")],
             1.0,
         ),
     ] {
