@@ -155,8 +155,23 @@ async fn give_back_freed_memory() {
     }
 }
 
+fn main() -> ExitCode {
+    ordinary_pages_only();
+    start()
+}
+
+/// With transparent huge pages on (`always` is the default of many Linux hosts, this one
+/// included), every 2 MiB stretch of heap the allocator touches becomes resident whole: 12 of
+/// the 21 MB of heap resident at idle were such pages. The heap is small and its hot part fits
+/// the TLB either way, so the process asks for ordinary pages, before the runtime's threads
+/// allocate. A kernel without the switch keeps its default; nothing else depends on it.
+fn ordinary_pages_only() {
+    #[cfg(target_os = "linux")]
+    let _ = rustix::thread::disable_transparent_huge_pages(true);
+}
+
 #[tokio::main]
-async fn main() -> ExitCode {
+async fn start() -> ExitCode {
     let cli = Cli::parse();
     if let Some(Command::Openapi) = cli.command {
         println!("{}", tessera::http::openapi_json());

@@ -100,7 +100,9 @@ impl Caller {
         client: &Client<'_>,
     ) -> Result<Self, ApiError> {
         let header = header.unwrap_or("");
-        let parts: Vec<&str> = header.split_whitespace().collect();
+        // The header passed `to_str`, so it is visible ASCII, spaces and tabs: the ASCII split is
+        // DRF's `split()`, without the Unicode test of every character of a 300-byte token.
+        let parts: Vec<&str> = header.split_ascii_whitespace().collect();
         match parts.first() {
             Some(scheme)
                 if state

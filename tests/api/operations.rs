@@ -1013,3 +1013,28 @@ async fn metrics_can_have_an_address_of_their_own() {
     assert_eq!(own.status(), StatusCode::OK);
     assert!(own.text().await.unwrap().contains("tessera_build_info"));
 }
+
+/// The server asks the kernel for ordinary pages: with transparent huge pages on, every 2 MiB
+/// stretch of heap it touched stayed resident whole (docs/performance.md, idle memory).
+#[tokio::test]
+async fn the_server_runs_without_transparent_huge_pages() {
+    let flag = |status: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("THP_enabled:"))
+            .map(|v| v.trim().to_owned())
+    };
+    let own = std::fs::read_to_string("/proc/self/status").unwrap();
+    let Some(inherited) = flag(&own) else {
+        // A kernel that does not show the flag: nothing to read.
+        return;
+    };
+    // The server inherits this process's flag, so its own must differ to prove anything.
+    assert_eq!(inherited, "1", "the test runs with the kernel's default");
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_tessera"));
+    command.current_dir(dir.path());
+    let server = ServerProcess::start(command);
+    let status = std::fs::read_to_string(format!("/proc/{}/status", server.child.id())).unwrap();
+    assert_eq!(flag(&status).as_deref(), Some("0"));
+}
