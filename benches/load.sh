@@ -4,11 +4,14 @@
 # endpoint that parses the same JSON and checks the same HS256 token and does nothing else.
 #   Tessera on PostgreSQL + Redis (a fresh database on $PG, key prefix per run), throttling off
 #   (THROTTLE=true: on, with rates no load generator reaches), log level warn, release build.
-# Knobs: DURATION (10s), CONNECTIONS (32), THREADS (2), PG (postgres://postgres@127.0.0.1:5432),
+# Knobs: DURATION (10s), ROUNDS (5) and PAIR_DURATION (4s) of the hot endpoints' alternation with
+# the yardstick, CONNECTIONS (32), THREADS (2), PG (postgres://postgres@127.0.0.1:5432),
 # REDIS_URL (redis://127.0.0.1:6379/0).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration=${DURATION:-10s}
+rounds=${ROUNDS:-5}
+pair_duration=${PAIR_DURATION:-4s}
 connections=${CONNECTIONS:-32}
 threads=${THREADS:-2}
 pg=${PG:-postgres://postgres@127.0.0.1:5432}
@@ -100,11 +103,33 @@ report() { # name wrk-output
   printf '%-36s %10s req/s %6s  p50 %-9s p99 %-9s non-2xx %s\n' "$1" "$rps" "$ratio" "$p50" "$p99_" "${non2xx:-0}"
 }
 
-echo "wrk -t$threads -c$connections -d$duration, server and load generator on the same $(nproc) cores; ratio = to the yardstick"
-run yardstick http://127.0.0.1:8101/verify POST "{\"token\": \"$access\"}" ""
-run "POST /api/token/verify/" http://127.0.0.1:8100/api/token/verify/ POST "{\"token\": \"$access\"}" ""
-run "GET /auth/users/me/ (Bearer)" http://127.0.0.1:8100/auth/users/me/ GET "" "Bearer $access"
-run "GET /auth/users/me/ (Token key)" http://127.0.0.1:8100/auth/users/me/ GET "" "Token $token"
+# The three hot endpoints against the yardstick in alternating short runs (ROUNDS of
+# PAIR_DURATION): this machine's speed drifts within a minute (other tenants), so each ratio is
+# taken between neighbouring runs, and the median of the rounds is reported with all of them.
+paired() { # name url method body auth
+  local out yard ratios=()
+  for _ in $(seq 1 "$rounds"); do
+    out=$(WRK_METHOD=POST WRK_BODY="{\"token\": \"$access\"}" WRK_AUTH="" wrk -t"$threads" \
+      -c"$connections" -d"$pair_duration" -s benches/wrk_request.lua http://127.0.0.1:8101/verify)
+    yard=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+    rate[yardstick]=$yard
+    out=$(WRK_METHOD=$3 WRK_BODY=$4 WRK_AUTH=$5 wrk -t"$threads" -c"$connections" -d"$pair_duration" \
+      --latency -s benches/wrk_request.lua "$2")
+    ratios+=("$(python3 -c "print(f'{$(awk '/Requests\/sec/ {print $2}' <<<"$out") / $yard:.2f}')")")
+  done
+  local median
+  median=$(printf '%s\n' "${ratios[@]}" | sort -n | sed -n "$(((rounds + 1) / 2))p")
+  printf '%-36s %10s req/s %6s  p99 %-9s (rounds: %s; yardstick %s req/s last)\n' "$1" \
+    "$(awk '/Requests\/sec/ {print $2}' <<<"$out")" "$median" "$(awk '$1 == "99%" {print $2}' <<<"$out")" \
+    "${ratios[*]}" "$yard"
+}
+
+echo "wrk -t$threads -c$connections, server and load generator on the same $(nproc) cores"
+echo "hot endpoints: median ratio to the yardstick over $rounds alternating rounds of $pair_duration"
+paired "POST /api/token/verify/" http://127.0.0.1:8100/api/token/verify/ POST "{\"token\": \"$access\"}" ""
+paired "GET /auth/users/me/ (Bearer)" http://127.0.0.1:8100/auth/users/me/ GET "" "Bearer $access"
+paired "GET /auth/users/me/ (Token key)" http://127.0.0.1:8100/auth/users/me/ GET "" "Token $token"
+echo "the rest: -d$duration each"
 report "POST /api/token/refresh/ (rotation)" "$(WRK_TOKENS="$work/refresh-tokens" WRK_PER_THREAD=$((2 * connections / threads)) \
   wrk -t"$threads" -c"$connections" -d"$duration" --latency -s benches/wrk_refresh.lua http://127.0.0.1:8100)"
 run "POST /api/token/ (argon2id login)" http://127.0.0.1:8100/api/token/ POST "$login" ""
