@@ -101,6 +101,7 @@ pub enum Removed {
     Removed(Json<UserSummaryBody>),
 }
 
+#[derive(Default)]
 pub struct GroupsApi;
 
 #[OpenApi(tag = "Tag::Groups")]

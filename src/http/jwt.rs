@@ -231,6 +231,7 @@ async fn verify(
     }
 }
 
+#[derive(Default)]
 pub struct JwtApi;
 
 #[OpenApi(tag = "Tag::Jwt")]

@@ -121,6 +121,7 @@ fn qr_svg(text: &str) -> Result<String, ApiError> {
         .build())
 }
 
+#[derive(Default)]
 pub struct MfaApi;
 
 #[OpenApi(tag = "Tag::Mfa")]

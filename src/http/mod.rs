@@ -54,15 +54,7 @@ fn api(limited: bool) -> OpenApiService<Operations, ()> {
         answer::Documented((
             throttle::Limited {
                 enabled: limited,
-                api: answer::Extracted((
-                    users::UsersApi,
-                    users::AccountsApi,
-                    jwt::JwtApi,
-                    token_login::TokenLoginApi,
-                    mfa::MfaApi,
-                    groups::GroupsApi,
-                    sessions::SessionsApi,
-                )),
+                api: answer::Extracted(LimitedOperations::default()),
             },
             health::HealthApi,
         )),

@@ -93,6 +93,7 @@ async fn listed(state: &AppState, user: &User, caller: &Caller) -> Result<Listed
     )))
 }
 
+#[derive(Default)]
 pub struct SessionsApi;
 
 #[OpenApi(tag = "Tag::Sessions")]

@@ -130,6 +130,7 @@ async fn login(
     }
 }
 
+#[derive(Default)]
 pub struct TokenLoginApi;
 
 #[OpenApi(tag = "Tag::Tokens")]

@@ -19,6 +19,7 @@ use crate::{
     state::AppState,
 };
 
+#[derive(Default)]
 pub struct AccountsApi;
 
 #[OpenApi(tag = "Tag::Users")]

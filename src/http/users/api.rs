@@ -99,6 +99,7 @@ impl ToJSON for UserList {
     }
 }
 
+#[derive(Default)]
 pub struct UsersApi;
 
 #[OpenApi(tag = "Tag::Users")]
