@@ -726,3 +726,17 @@ impl Drop for OwnRedis {
         let _ = self.child.wait();
     }
 }
+
+/// The rows `sql` selects from the SQLite database of a server process started in `dir` (its
+/// default `data/tessera.db`).
+pub async fn server_rows(dir: &std::path::Path, sql: &str) -> Vec<sea_orm::QueryResult> {
+    let db = sea_orm::Database::connect(format!("sqlite://{}/data/tessera.db", dir.display()))
+        .await
+        .unwrap();
+    sea_orm::ConnectionTrait::query_all_raw(
+        &db,
+        sea_orm::Statement::from_string(sea_orm::DatabaseBackend::Sqlite, sql),
+    )
+    .await
+    .unwrap()
+}

@@ -629,19 +629,11 @@ async fn audit_events_carry_context_and_no_secrets() {
         );
     }
     // The SQL copy holds the same events with their request context.
-    let db =
-        sea_orm::Database::connect(format!("sqlite://{}/data/tessera.db", dir.path().display()))
-            .await
-            .unwrap();
-    let rows = sea_orm::ConnectionTrait::query_all_raw(
-        &db,
-        sea_orm::Statement::from_string(
-            sea_orm::DatabaseBackend::Sqlite,
-            "SELECT event, request_id, user_agent FROM audit_events ORDER BY at",
-        ),
+    let rows = crate::helpers::server_rows(
+        dir.path(),
+        "SELECT event, request_id, user_agent FROM audit_events ORDER BY at",
     )
-    .await
-    .unwrap();
+    .await;
     let stored: Vec<(String, String, String)> = rows
         .iter()
         .map(|r| {

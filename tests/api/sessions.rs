@@ -34,10 +34,10 @@ pub async fn sessions_app(backend: Backend) -> TestApp {
     TestApp::spawn_with(backend, &SESSIONS_ON).await
 }
 
-/// A JWT login from a device; (access, refresh).
-pub async fn jwt_login(app: &TestApp, user: &TestUser, device: &str) -> (String, String) {
+/// A password login at `path` from a device; the answer's body.
+async fn login_from(app: &TestApp, user: &TestUser, device: &str, path: &str) -> Value {
     let response = app
-        .request(Method::POST, "/api/token/")
+        .request(Method::POST, path)
         .header("User-Agent", device)
         .json(&json!({"username": user.username, "password": user.password}))
         .send()
@@ -45,6 +45,12 @@ pub async fn jwt_login(app: &TestApp, user: &TestUser, device: &str) -> (String,
         .unwrap();
     let (status, body) = answer(response).await;
     assert_eq!(status, StatusCode::OK, "{body}");
+    body
+}
+
+/// A JWT login from a device; (access, refresh).
+pub async fn jwt_login(app: &TestApp, user: &TestUser, device: &str) -> (String, String) {
+    let body = login_from(app, user, device, "/api/token/").await;
     (
         body["access"].as_str().unwrap().to_owned(),
         body["refresh"].as_str().unwrap().to_owned(),
@@ -53,15 +59,7 @@ pub async fn jwt_login(app: &TestApp, user: &TestUser, device: &str) -> (String,
 
 /// An opaque-key login from a device; the key.
 pub async fn key_login(app: &TestApp, user: &TestUser, device: &str) -> String {
-    let response = app
-        .request(Method::POST, "/auth/token/login/")
-        .header("User-Agent", device)
-        .json(&json!({"username": user.username, "password": user.password}))
-        .send()
-        .await
-        .unwrap();
-    let (status, body) = answer(response).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    let body = login_from(app, user, device, "/auth/token/login/").await;
     body["auth_token"].as_str().unwrap().to_owned()
 }
 
@@ -723,19 +721,11 @@ async fn ending_a_session_is_audited() {
             );
         }
     }
-    let db =
-        sea_orm::Database::connect(format!("sqlite://{}/data/tessera.db", dir.path().display()))
-            .await
-            .unwrap();
-    let rows = sea_orm::ConnectionTrait::query_all_raw(
-        &db,
-        sea_orm::Statement::from_string(
-            sea_orm::DatabaseBackend::Sqlite,
-            "SELECT user_id, actor_id FROM audit_events WHERE event = 'session ended'",
-        ),
+    let rows = crate::helpers::server_rows(
+        dir.path(),
+        "SELECT user_id, actor_id FROM audit_events WHERE event = 'session ended'",
     )
-    .await
-    .unwrap();
+    .await;
     assert_eq!(rows.len(), 1);
     let user: Option<String> = rows[0].try_get("", "user_id").unwrap();
     let actor: Option<String> = rows[0].try_get("", "actor_id").unwrap();

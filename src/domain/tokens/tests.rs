@@ -288,6 +288,16 @@ async fn login(tokens: &TokenService, user: &User) -> String {
     pair.refresh
 }
 
+/// The refresh token a successful rotation of `refresh` answers.
+async fn rotated(tokens: &TokenService, refresh: &str) -> String {
+    tokens
+        .refresh(refresh, &Default::default())
+        .await
+        .unwrap()
+        .refresh
+        .unwrap()
+}
+
 fn blacklisted(result: Result<Refreshed, DomainError>) -> bool {
     matches!(result, Err(DomainError::Token(TokenError::Blacklisted)))
 }
@@ -297,12 +307,7 @@ async fn a_reused_refresh_token_revokes_its_whole_family() {
     let alice = user();
     let tokens = service(&alice, Duration::ZERO);
     let first = login(&tokens, &alice).await;
-    let second = tokens
-        .refresh(&first, &Default::default())
-        .await
-        .unwrap()
-        .refresh
-        .unwrap();
+    let second = rotated(&tokens, &first).await;
     assert!(
         blacklisted(tokens.refresh(&first, &Default::default()).await),
         "reuse"
@@ -318,18 +323,8 @@ async fn the_grace_lets_the_parent_through_once_and_never_a_grandparent() {
     let alice = user();
     let tokens = service(&alice, Duration::from_secs(60));
     let parent = login(&tokens, &alice).await;
-    let child = tokens
-        .refresh(&parent, &Default::default())
-        .await
-        .unwrap()
-        .refresh
-        .unwrap();
-    let twin = tokens
-        .refresh(&parent, &Default::default())
-        .await
-        .unwrap()
-        .refresh
-        .unwrap();
+    let child = rotated(&tokens, &parent).await;
+    let twin = rotated(&tokens, &parent).await;
     assert_ne!(child, twin);
     assert!(
         blacklisted(tokens.refresh(&parent, &Default::default()).await),
@@ -337,12 +332,7 @@ async fn the_grace_lets_the_parent_through_once_and_never_a_grandparent() {
     );
 
     let parent = login(&tokens, &alice).await;
-    let child = tokens
-        .refresh(&parent, &Default::default())
-        .await
-        .unwrap()
-        .refresh
-        .unwrap();
+    let child = rotated(&tokens, &parent).await;
     let _grandchild = tokens.refresh(&child, &Default::default()).await.unwrap();
     assert!(
         blacklisted(tokens.refresh(&parent, &Default::default()).await),
