@@ -5,6 +5,8 @@
 #   Tessera on the embedded SQLite default (no network store: the same checks from memory as with
 #   Redis), throttling off as in load.sh, log level warn, release build; each server under callgrind, warmed for 3 s, then
 #   counted over 5 s of `wrk -t1 -c4`. Needs valgrind and wrk.
+# CACHE=1 also simulates the caches and branch predictors (slower): instruction and data cache
+# misses and mispredicted branches per request, which equal instruction counts do not show.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 key=load-test-signing-key-0123456789abcdef0123
@@ -23,10 +25,13 @@ cargo build --release --quiet --bin tessera
 cargo bench --quiet --bench bare_verify --no-run 2>/dev/null
 yardstick=$(find "$target/release/deps" -maxdepth 1 -type f -executable -name 'bare_verify-*' \
   -printf '%T@ %p\n' | sort -n | tail -1 | cut -d' ' -f2)
+simulate=()
+[ "${CACHE:-0}" = 1 ] && simulate=(--cache-sim=yes --branch-sim=yes)
 grind() { # out-file program [args...] (settings in the environment)
   local out=$1
   shift
-  (cd "$work" && exec valgrind --tool=callgrind --callgrind-out-file="$out" "$@" >"$out.log" 2>&1) &
+  (cd "$work" && exec valgrind --tool=callgrind "${simulate[@]}" --callgrind-out-file="$out" "$@" \
+    >"$out.log" 2>&1) &
   grinding=$!
 }
 wait_for() { # url
@@ -47,8 +52,14 @@ count() { # pid out-file url method body auth
   fi
   callgrind_control -d "$1" >/dev/null
   dump=$(find "$work" -name "$(basename "$2").[0-9]*" -printf '%T@ %p\n' | sort -n | tail -1 | cut -d' ' -f2)
-  total=$(callgrind_annotate "$dump" | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')
-  echo $((total / n))
+  # Per request: instructions, then (CACHE=1) I1 misses, D1 misses, mispredicted branches.
+  awk -v n="$n" '/^events:/ {for (i = 2; i <= NF; i++) ev[$i] = i}
+    /^summary:/ {
+      out = int($ev["Ir"] / n)
+      if ("I1mr" in ev) out = out sprintf(" %d %d %d", $ev["I1mr"] / n,
+        ($ev["D1mr"] + $ev["D1mw"]) / n, ($ev["Bcm"] + $ev["Bim"]) / n)
+      print out
+    }' "$dump"
 }
 
 BARE_KEY="$key" BARE_BIND=127.0.0.1:8141 grind "$work/yardstick" "$yardstick" --bench
@@ -66,9 +77,11 @@ body="{\"token\": \"$access\"}"
 yard=$(count "$yardstick_pid" "$work/yardstick" http://127.0.0.1:8141/verify POST "$body" "")
 verify=$(count "$tessera_pid" "$work/tessera" http://127.0.0.1:8140/api/token/verify/ POST "$body" "")
 me=$(count "$tessera_pid" "$work/tessera" http://127.0.0.1:8140/auth/users/me/ GET "" "Bearer $access")
-echo "instructions per request (callgrind); ratio = yardstick / endpoint, as throughput would be"
-printf '%-32s %8s\n' yardstick "$yard"
+echo "per request (callgrind); ratio = yardstick / endpoint, as throughput would be"
+[ ${#simulate[@]} -gt 0 ] && echo "columns: instructions, ratio, I1 misses, D1 misses, mispredicted branches"
+printf '%-32s %8s  %4s  %s\n' yardstick "${yard%% *}" "" "$(cut -s -d' ' -f2- <<<"$yard")"
 for pair in "POST /api/token/verify/:$verify" "GET /auth/users/me/ (Bearer):$me"; do
-  printf '%-32s %8s  %s\n' "${pair%:*}" "${pair##*:}" \
-    "$(python3 -c "print(f'{$yard / ${pair##*:}:.2f}')")"
+  counts=${pair##*:}
+  printf '%-32s %8s  %4s  %s\n' "${pair%:*}" "${counts%% *}" \
+    "$(python3 -c "print(f'{${yard%% *} / ${counts%% *}:.2f}')")" "$(cut -s -d' ' -f2- <<<"$counts")"
 done

@@ -153,14 +153,14 @@ impl Fields {
     }
 }
 
-/// The media type without parameters, lower-cased.
-fn essence(content_type: &str) -> String {
+/// Whether `content_type`, without its parameters, is `media` (ASCII case ignored).
+fn is_media(content_type: &str, media: &str) -> bool {
     content_type
         .split(';')
         .next()
         .unwrap_or("")
         .trim()
-        .to_ascii_lowercase()
+        .eq_ignore_ascii_case(media)
 }
 
 /// Parses a body like DRF's JSONParser / FormParser / MultiPartParser would.
@@ -169,8 +169,9 @@ pub async fn parse_body(
     bytes: Vec<u8>,
 ) -> Result<Map<String, Value>, ApiError> {
     match content_type {
-        Some(raw) if !bytes.is_empty() && essence(raw) == "multipart/form-data" => {
-            parse_multipart(raw, bytes).await
+        Some(raw) if !bytes.is_empty() && is_media(raw, "multipart/form-data") => {
+            // Boxed: its parser's state (2 KB) would otherwise be part of every body's future.
+            Box::pin(parse_multipart(raw, bytes)).await
         }
         _ => parse_object(content_type, &bytes),
     }
@@ -214,8 +215,8 @@ pub fn parse_object(
         return Ok(Map::new());
     }
     let raw = content_type.unwrap_or("");
-    match essence(raw).as_str() {
-        "application/json" => {
+    match raw {
+        _ if is_media(raw, "application/json") => {
             let value: Value = serde_json::from_slice(bytes)
                 .map_err(|e| ApiError::parse_error(&format!("JSON parse error - {e}")))?;
             match value {
@@ -230,7 +231,7 @@ pub fn parse_object(
                 )),
             }
         }
-        "application/x-www-form-urlencoded" => {
+        _ if is_media(raw, "application/x-www-form-urlencoded") => {
             let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(bytes)
                 .map_err(|_| ApiError::parse_error("Form parse error - invalid form data."))?;
             // Like Django's QueryDict.get: the last value of a repeated key wins.
@@ -409,5 +410,34 @@ mod tests {
         .unwrap();
         assert_eq!(form["a"], json!("2"));
         assert_eq!(form["b"], json!("x y"));
+    }
+
+    /// Media types are compared without parameters and ASCII case, as DRF's parsers match them;
+    /// a type that only starts like a known one is not it.
+    #[tokio::test]
+    async fn media_types_ignore_case_and_parameters() {
+        let json = parse_body(
+            Some(" Application/JSON ; charset=UTF-8"),
+            b"{\"a\": 1}".to_vec(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(json["a"], json!(1));
+        let multipart =
+            b"--XyZ\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nx\r\n--XyZ--\r\n";
+        let parts = parse_body(
+            Some("MULTIPART/Form-Data; boundary=XyZ"),
+            multipart.to_vec(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(parts["a"], json!("x"));
+        let e = parse_body(Some("application/jsonx"), b"{}".to_vec())
+            .await
+            .unwrap_err();
+        assert_eq!(
+            poem::error::ResponseError::status(&e),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE
+        );
     }
 }
