@@ -77,6 +77,7 @@ body="{\"token\": \"$access\"}"
 yard=$(count "$yardstick_pid" "$work/yardstick" http://127.0.0.1:8141/verify POST "$body" "")
 verify=$(count "$tessera_pid" "$work/tessera" http://127.0.0.1:8140/api/token/verify/ POST "$body" "")
 me=$(count "$tessera_pid" "$work/tessera" http://127.0.0.1:8140/auth/users/me/ GET "" "Bearer $access")
+{
 echo "per request (callgrind); ratio = yardstick / endpoint, as throughput would be"
 [ ${#simulate[@]} -gt 0 ] && echo "columns: instructions, ratio, I1 misses, D1 misses, mispredicted branches"
 printf '%-32s %8s  %4s  %s\n' yardstick "${yard%% *}" "" "$(cut -s -d' ' -f2- <<<"$yard")"
@@ -85,3 +86,4 @@ for pair in "POST /api/token/verify/:$verify" "GET /auth/users/me/ (Bearer):$me"
   printf '%-32s %8s  %4s  %s\n' "${pair%:*}" "${counts%% *}" \
     "$(python3 -c "print(f'{${yard%% *} / ${counts%% *}:.2f}')")" "$(cut -s -d' ' -f2- <<<"$counts")"
 done
+} | sed 's/ *$//'
