@@ -215,36 +215,34 @@ pub fn parse_object(
         return Ok(Map::new());
     }
     let raw = content_type.unwrap_or("");
-    match raw {
-        _ if is_media(raw, "application/json") => {
-            let value: Value = serde_json::from_slice(bytes)
-                .map_err(|e| ApiError::parse_error(&format!("JSON parse error - {e}")))?;
-            match value {
-                Value::Object(map) => Ok(map),
-                Value::Null => Err(ApiError::field("non_field_errors", "No data provided")),
-                other => Err(ApiError::field(
-                    "non_field_errors",
-                    &format!(
-                        "Invalid data. Expected a dictionary, but got {}.",
-                        python_type(&other)
-                    ),
-                )),
-            }
+    if is_media(raw, "application/json") {
+        let value: Value = serde_json::from_slice(bytes)
+            .map_err(|e| ApiError::parse_error(&format!("JSON parse error - {e}")))?;
+        match value {
+            Value::Object(map) => Ok(map),
+            Value::Null => Err(ApiError::field("non_field_errors", "No data provided")),
+            other => Err(ApiError::field(
+                "non_field_errors",
+                &format!(
+                    "Invalid data. Expected a dictionary, but got {}.",
+                    python_type(&other)
+                ),
+            )),
         }
-        _ if is_media(raw, "application/x-www-form-urlencoded") => {
-            let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(bytes)
-                .map_err(|_| ApiError::parse_error("Form parse error - invalid form data."))?;
-            // Like Django's QueryDict.get: the last value of a repeated key wins.
-            Ok(pairs
-                .into_iter()
-                .map(|(k, v)| (k, Value::String(v)))
-                .collect())
-        }
-        _ => Err(ApiError::detail(
+    } else if is_media(raw, "application/x-www-form-urlencoded") {
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(bytes)
+            .map_err(|_| ApiError::parse_error("Form parse error - invalid form data."))?;
+        // Like Django's QueryDict.get: the last value of a repeated key wins.
+        Ok(pairs
+            .into_iter()
+            .map(|(k, v)| (k, Value::String(v)))
+            .collect())
+    } else {
+        Err(ApiError::detail(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Code::UnsupportedMediaType,
             &format!("Unsupported media type \"{raw}\" in request."),
-        )),
+        ))
     }
 }
 

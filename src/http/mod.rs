@@ -202,23 +202,19 @@ struct Pages {
 
 impl Pages {
     fn answer(&self, req: &Request) -> Option<Response> {
-        let (path, mut response) = match req.uri().path() {
-            "/docs" => (
-                "/docs",
-                self.docs
-                    .clone()
-                    .with_content_type("text/html; charset=utf-8")
-                    .into_response(),
-            ),
-            "/openapi.json" => (
-                "/openapi.json",
-                self.spec
-                    .clone()
-                    .with_content_type("application/json")
-                    .into_response(),
-            ),
-            "/metrics" if self.metrics => (
-                "/metrics",
+        let path = req.uri().path();
+        let mut response = match path {
+            "/docs" => self
+                .docs
+                .clone()
+                .with_content_type("text/html; charset=utf-8")
+                .into_response(),
+            "/openapi.json" => self
+                .spec
+                .clone()
+                .with_content_type("application/json")
+                .into_response(),
+            "/metrics" if self.metrics => {
                 if req.method() == poem::http::Method::GET {
                     metrics_text()
                 } else {
@@ -226,8 +222,8 @@ impl Pages {
                         poem::error::MethodNotAllowedError.into(),
                         req.method().as_str(),
                     )
-                },
-            ),
+                }
+            }
             _ => return None,
         };
         response.set_data(routes::DocumentedPath(path.to_owned()));

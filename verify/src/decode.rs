@@ -56,11 +56,10 @@ pub struct Key {
 /// The keys one verifier accepts (several during a key rotation).
 #[derive(Default)]
 pub struct KeySet {
-    keys: Vec<Key>,
-    /// Each HMAC secret's key state, prepared once: jsonwebtoken derives it from the secret on
-    /// every verification (two more SHA-256 blocks and an allocation, a tenth of the work of
-    /// verifying a request).
-    prepared: Vec<Option<Prepared>>,
+    /// Each key with, for an HMAC secret, its key state prepared once: jsonwebtoken derives it
+    /// from the secret on every verification (two more SHA-256 blocks and an allocation, a
+    /// tenth of the work of verifying a request).
+    keys: Vec<(Key, Option<Prepared>)>,
 }
 
 /// An HMAC secret ready for each HMAC algorithm.
@@ -96,8 +95,14 @@ impl Prepared {
 impl KeySet {
     /// A set of these keys.
     pub fn new(keys: Vec<Key>) -> Self {
-        let prepared = keys.iter().map(|k| Prepared::of(&k.key)).collect();
-        Self { keys, prepared }
+        let keys = keys
+            .into_iter()
+            .map(|key| {
+                let prepared = Prepared::of(&key.key);
+                (key, prepared)
+            })
+            .collect();
+        Self { keys }
     }
 
     /// The asymmetric keys of a JWKS usable with `algorithm`: a key without a `kid`, of another
@@ -134,7 +139,17 @@ impl KeySet {
     /// The keys to try for a token with this `kid` header: the named one, or every key without
     /// an id. An unknown `kid` yields nothing.
     pub fn candidates<'a>(&'a self, kid: Option<&'a str>) -> impl Iterator<Item = &'a Key> + 'a {
-        self.keys.iter().filter(move |k| k.kid.as_deref() == kid)
+        self.named(kid).map(|(key, _)| key)
+    }
+
+    /// The candidates with their prepared HMAC state.
+    fn named<'a>(
+        &'a self,
+        kid: Option<&'a str>,
+    ) -> impl Iterator<Item = &'a (Key, Option<Prepared>)> + 'a {
+        self.keys
+            .iter()
+            .filter(move |(key, _)| key.kid.as_deref() == kid)
     }
 
     /// Whether `signature` (base64url) signs `message` under one of the candidate keys.
@@ -151,10 +166,7 @@ impl KeySet {
             };
             // hmac::verify compares in constant time.
             return self
-                .keys
-                .iter()
-                .zip(&self.prepared)
-                .filter(|(k, _)| k.kid.as_deref() == kid)
+                .named(kid)
                 .filter_map(|(_, prepared)| prepared.as_ref()?.for_algorithm(algorithm))
                 .any(|key| hmac::verify(key, message, &signature).is_ok());
         }
