@@ -15,9 +15,27 @@ type Job = Box<dyn FnOnce() + Send>;
 /// keeps its latency, while hashing gets every cycle nobody else wants.
 #[derive(Clone)]
 pub struct BlockingPool {
-    admitted: Arc<Semaphore>,
+    places: Places,
     jobs: mpsc::Sender<Job>,
+}
+
+/// The places of running and waiting jobs: `workers + queue` permits in all.
+#[derive(Clone)]
+struct Places {
+    admitted: Arc<Semaphore>,
     capacity: usize,
+}
+
+impl Places {
+    fn in_flight(&self) -> usize {
+        self.capacity - self.admitted.available_permits()
+    }
+
+    /// Sets the in-flight gauge: when a job is admitted and when it ends (its request may be
+    /// gone by then), so an idle pool reads 0, not its last busy value.
+    fn record(&self) {
+        metrics::gauge!("tessera_password_hashing_in_flight").set(self.in_flight() as f64);
+    }
 }
 
 impl BlockingPool {
@@ -49,16 +67,18 @@ impl BlockingPool {
             spawned.map_err(|e| DomainError::Internal(format!("hashing thread: {e}")))?;
         }
         Ok(Self {
-            // The jobs a thread runs count too: `workers + queue` in all.
-            admitted: Arc::new(Semaphore::new(workers + queue)),
+            // The jobs a thread runs count too.
+            places: Places {
+                admitted: Arc::new(Semaphore::new(workers + queue)),
+                capacity: workers + queue,
+            },
             jobs,
-            capacity: workers + queue,
         })
     }
 
     /// Jobs running or waiting now.
     pub fn in_flight(&self) -> usize {
-        self.capacity - self.admitted.available_permits()
+        self.places.in_flight()
     }
 
     /// Runs `job` on a hashing thread, or answers `Busy` when the pool and its queue are full.
@@ -67,33 +87,48 @@ impl BlockingPool {
         T: Send + 'static,
         F: FnOnce() -> T + Send + 'static,
     {
-        let admitted = self.admitted.clone().try_acquire_owned().map_err(|_| {
-            metrics::counter!("tessera_password_hashing_rejected_total").increment(1);
-            DomainError::Busy
-        })?;
-        metrics::gauge!("tessera_password_hashing_in_flight").set(self.in_flight() as f64);
+        let admitted = self
+            .places
+            .admitted
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| {
+                metrics::counter!("tessera_password_hashing_rejected_total").increment(1);
+                DomainError::Busy
+            })?;
+        self.places.record();
         let queued = std::time::Instant::now();
         let span = tracing::Span::current();
         let (answer, answered) = oneshot::channel();
+        let places = self.places.clone();
         // The permit moves into the job: a request that gives up still holds its place until the
-        // job really ends, so the bound counts CPU work, not waiting futures.
+        // job ends, so the bound counts CPU work, not waiting futures.
         let job: Job = Box::new(move || {
             metrics::histogram!("tessera_password_hashing_wait_seconds")
                 .record(queued.elapsed().as_secs_f64());
-            let _entered = span.enter();
-            let out = job();
+            // Nobody waits for the answer any more (the request was dropped: an HTTP/2 client
+            // reset its stream, or the server is shutting down): a flood of requests that give
+            // up does not keep the threads hashing, nor the queue full for the requests behind
+            // it. Their attempts were counted before they got here.
+            let out = if answer.is_closed() {
+                metrics::counter!("tessera_password_hashing_abandoned_total").increment(1);
+                None
+            } else {
+                let _entered = span.enter();
+                Some(job())
+            };
             drop(admitted);
-            let _ = answer.send(out);
+            places.record();
+            if let Some(out) = out {
+                let _ = answer.send(out);
+            }
         });
         self.jobs
             .send(job)
             .map_err(|_| DomainError::Internal("the hashing threads are gone".into()))?;
-        let out = answered
+        answered
             .await
-            .map_err(|_| DomainError::Internal("a hashing job ended without an answer".into()));
-        // Set when a job ends too, so an idle pool reads 0, not its last busy value.
-        metrics::gauge!("tessera_password_hashing_in_flight").set(self.in_flight() as f64);
-        out
+            .map_err(|_| DomainError::Internal("a hashing job ended without an answer".into()))
     }
 }
 
@@ -124,6 +159,41 @@ mod tests {
                 .expect("read");
             assert_eq!(nice, 7);
         }
+    }
+
+    #[tokio::test]
+    async fn a_job_whose_request_has_gone_is_not_run_and_frees_its_place() {
+        let pool = BlockingPool::new(1, 1, 0).expect("pool");
+        // The one thread is held until `release` is sent, so the next job waits in the queue.
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let busy = tokio::spawn({
+            let pool = pool.clone();
+            async move { pool.run(move || held.recv()).await }
+        });
+        while pool.in_flight() < 1 {
+            tokio::task::yield_now().await;
+        }
+        let ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let waiting = tokio::spawn({
+            let (pool, ran) = (pool.clone(), ran.clone());
+            async move {
+                pool.run(move || ran.store(true, std::sync::atomic::Ordering::SeqCst))
+                    .await
+            }
+        });
+        while pool.in_flight() < 2 {
+            tokio::task::yield_now().await;
+        }
+        // The request goes away while its job is queued: its place stays taken meanwhile.
+        waiting.abort();
+        assert!(waiting.await.is_err_and(|e| e.is_cancelled()));
+        assert!(matches!(pool.run(|| ()).await, Err(DomainError::Busy)));
+        release.send(()).expect("release");
+        assert!(busy.await.expect("joined").expect("ran").is_ok());
+        // A job behind it runs only after the abandoned one was taken off the queue.
+        assert_eq!(pool.run(|| 7).await.expect("ran"), 7);
+        assert!(!ran.load(std::sync::atomic::Ordering::SeqCst));
+        assert_eq!(pool.in_flight(), 0);
     }
 
     #[tokio::test]

@@ -8,6 +8,7 @@ mod forged_session_claims;
 mod garbled_password_hashes;
 mod lockout_bypass_by_parallel_guesses;
 mod lockout_bypass_through_account_changes;
+mod login_flood_that_gives_up;
 mod mfa_codes_replayed_in_a_parallel_burst;
 mod mfa_lockout_bypass_through_path_spelling;
 mod mfa_token_presented_as_a_token;
