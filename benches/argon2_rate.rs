@@ -15,7 +15,12 @@ fn main() {
         .expect("hash")
         .to_string();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let run_for = Duration::from_secs(5);
+    // ARGON2_SECONDS: how long to hash (5 s); `load.sh` alternates short runs with logins.
+    let seconds = std::env::var("ARGON2_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5.0);
+    let run_for = Duration::from_secs_f64(seconds);
     let started = Instant::now();
     let threads: Vec<_> = (0..cores)
         .map(|_| {
