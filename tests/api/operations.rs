@@ -2,36 +2,9 @@
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::helpers::{Backend, PASSWORD, ServerProcess, TestApp, eventually};
-
-async fn metrics(client: &reqwest::Client, base: &str) -> String {
-    let response = client.get(format!("{base}/metrics")).send().await.unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    assert!(
-        response.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/plain")
-    );
-    response.text().await.unwrap()
-}
-
-/// The value of the series `name` whose labels include every one of `labels`; 0 when absent.
-fn value(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
-    text.lines()
-        .filter(|l| {
-            l.strip_prefix(name)
-                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
-        })
-        .find(|l| {
-            labels
-                .iter()
-                .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
-        })
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
-}
+use crate::helpers::{
+    Backend, PASSWORD, ServerProcess, TestApp, eventually, metric_value, metrics,
+};
 
 /// The metrics facade has one recorder per process, shared by every test app of this test
 /// binary: the counts are checked on a server process of this test's own, so they are exact and
@@ -91,7 +64,7 @@ async fn metrics_count_requests_by_route_logins_and_tokens() {
     assert_eq!(body["code"], "method_not_allowed");
     let after = metrics(&client, base).await;
     let delta = |name: &str, labels: &[(&str, &str)]| {
-        value(&after, name, labels) - value(&before, name, labels)
+        metric_value(&after, name, labels) - metric_value(&before, name, labels)
     };
     for (name, labels, expected) in [
         // The JWT login and the two Basic-authenticated requests.
