@@ -106,10 +106,10 @@ impl BlockingPool {
         let job: Job = Box::new(move || {
             metrics::histogram!("tessera_password_hashing_wait_seconds")
                 .record(queued.elapsed().as_secs_f64());
-            // Nobody waits for the answer any more (the request was dropped: an HTTP/2 client
-            // reset its stream, or the server is shutting down): a flood of requests that give
-            // up does not keep the threads hashing, nor the queue full for the requests behind
-            // it. Their attempts were counted before they got here.
+            // Nobody waits for the answer any more (the request was dropped, as when an HTTP/2
+            // client resets its stream; poem does not notice an HTTP/1 client that hangs up): a
+            // flood of requests that give up does not keep the threads hashing, nor the queue
+            // full for the requests behind it. Their attempts were counted before they got here.
             let out = if answer.is_closed() {
                 metrics::counter!("tessera_password_hashing_abandoned_total").increment(1);
                 None
